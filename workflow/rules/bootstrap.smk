@@ -1,0 +1,1 @@
+# Stage: bootstrap (rules are added by the issue that builds it)

@@ -1,0 +1,1 @@
+# Stage: cohort (rules are added by the issue that builds it)

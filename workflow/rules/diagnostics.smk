@@ -1,0 +1,1 @@
+# Stage: diagnostics (rules are added by the issue that builds it)

@@ -1,0 +1,1 @@
+# Stage: harmonise (rules are added by the issue that builds it)

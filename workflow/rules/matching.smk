@@ -1,0 +1,1 @@
+# Stage: matching (rules are added by the issue that builds it)

@@ -1,0 +1,1 @@
+# Stage: provenance (rules are added by the issue that builds it)

@@ -1,0 +1,1 @@
+# Stage: survival (rules are added by the issue that builds it)

@@ -1,0 +1,1 @@
+# Stage: validate (rules are added by the issue that builds it)
