@@ -24,8 +24,19 @@ _HASH_CACHE: dict[tuple[str, int, int], str] = {}
 
 
 def sha256_file(path: str | os.PathLike) -> str:
-    """SHA-256 hex digest of a file's bytes (cached on path, size and mtime)."""
+    """SHA-256 hex digest of a file's bytes (cached on path, size and mtime).
+
+    A directory (e.g. a Data Docs site) hashes as the SHA-256 of its sorted
+    ``relative path <TAB> file hash`` lines, so it is recorded like a file.
+    """
     p = Path(path)
+    if p.is_dir():
+        lines = [
+            f"{f.relative_to(p).as_posix()}\t{sha256_file(f)}"
+            for f in sorted(p.rglob("*"))
+            if f.is_file()
+        ]
+        return hashlib.sha256("\n".join(lines).encode()).hexdigest()
     st = p.stat()
     key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
     if key not in _HASH_CACHE:
@@ -104,16 +115,16 @@ def provenance_record(
     """
     from pannet import provenance as _prov  # late import: keeps io light for readers
 
-    paths: list[str] = []
-    if isinstance(inputs, Mapping):
-        for v in inputs.values():
-            paths.extend([v] if isinstance(v, (str, os.PathLike)) else list(v))
-    else:
-        paths = list(inputs)
+    paths: list[str] = _flatten_paths(inputs)
+    job = _prov.snakemake_job()
+    if job is not None:
+        # The job's declared inputs complete the record, so the chain that `pannet trace`
+        # follows never misses a file a script forgot to pass.
+        paths.extend(job.pop("input_files"))
     input_records = [
-        {"path": os.fspath(p), "sha256": sha256_file(p)} for p in sorted(map(os.fspath, paths))
+        {"path": p, "sha256": sha256_file(p)} for p in sorted({_relpath(p) for p in paths})
     ]
-    return {
+    record = {
         "rule": rule,
         "inputs": input_records,
         "params": _jsonable(params or {}),
@@ -123,6 +134,38 @@ def provenance_record(
         "time": _prov.now_iso(),
         **({"extra": _jsonable(extra)} if extra else {}),
     }
+    if job is not None:
+        record["job"] = _jsonable(job)
+    return record
+
+
+def _flatten_paths(inputs) -> list[str]:
+    """Paths from a list, a mapping of name -> path(s), or a Snakemake Namedlist."""
+    if isinstance(inputs, (str, os.PathLike)):
+        return [os.fspath(inputs)]
+    values = inputs.values() if isinstance(inputs, Mapping) else inputs
+    paths: list[str] = []
+    for v in values:
+        if isinstance(v, (str, os.PathLike)):
+            paths.append(os.fspath(v))
+        else:
+            paths.extend(_flatten_paths(v))
+    return paths
+
+
+def _relpath(path: str) -> str:
+    """Record paths relative to the working directory (the project root in a run).
+
+    Relative paths make the records of two runs in different folders identical and let
+    ``pannet audit`` check a copied or moved results folder.
+    """
+    p = Path(path)
+    if p.is_absolute():
+        try:
+            return p.resolve().relative_to(Path.cwd().resolve()).as_posix()
+        except ValueError:
+            return p.as_posix()
+    return Path(os.path.normpath(p)).as_posix()
 
 
 def write_parquet(
@@ -184,7 +227,7 @@ def write_sidecar(
 ) -> Path:
     """Write ``<path>.prov.json`` for a rendered output (HTML, PNG, PDF, DOCX, ...)."""
     record = provenance_record(rule=rule, inputs=inputs, params=params, seed=seed, extra=extra)
-    record["output"] = {"path": os.fspath(path), "sha256": sha256_file(path)}
+    record["output"] = {"path": _relpath(os.fspath(path)), "sha256": sha256_file(path)}
     side = Path(path).with_name(Path(path).name + SIDECAR_SUFFIX)
     with atomic_path(side) as tmp:
         tmp.write_text(json.dumps(record, sort_keys=True, indent=1))
