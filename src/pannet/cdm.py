@@ -4,6 +4,11 @@ Names, types and code sets are fixed here, in code, so that every site's diction
 maps to the same target and every downstream step can rely on it. The analysis dataset
 (one row per included patient) is described here too, since matching, survival, the
 tables and the report all read it.
+
+Birth dates: a site maps its birth date (or the one encoded in the personnummer) to
+``birth_date`` of :data:`PATIENT_COLUMNS`, but it never leaves harmonisation: the written
+tables (:data:`HARMONISED_PATIENT_COLUMNS`) carry ``age_at_diagnosis_days`` instead, from
+which the age at time zero is computed exactly.
 """
 
 from __future__ import annotations
@@ -50,6 +55,22 @@ TREATMENT_COLUMNS: dict[str, tuple[str, str]] = {
     "start_date": ("datetime64[ns]", "start of the treatment"),
     "end_date": ("datetime64[ns]", "end of the treatment; NaT if ongoing or single event"),
 }
+
+# What harmonisation writes (results/harmonised/<site>/{patients,treatments}.parquet).
+# PATIENT_COLUMNS is what a site dictionary maps to, in memory; the written table differs
+# in one place: no birth date may pass harmonisation (privacy standard), so `birth_date`
+# is replaced by `age_at_diagnosis_days`, the whole days from birth to diagnosis. Age at
+# any later date is then exact: age_at_diagnosis_days + (date - diagnosis_date).days.
+HARMONISED_PATIENT_COLUMNS: dict[str, tuple[str, str]] = {
+    k2: v2
+    for k, v in PATIENT_COLUMNS.items()
+    for k2, v2 in (
+        [("age_at_diagnosis_days", ("Int64", "whole days from birth to diagnosis (no birth date is kept)"))]
+        if k == "birth_date"
+        else [(k, v)]
+    )
+}
+HARMONISED_TREATMENT_COLUMNS: dict[str, tuple[str, str]] = dict(TREATMENT_COLUMNS)
 
 TREATMENT_CODES = (
     "chemotherapy",
