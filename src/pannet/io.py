@@ -23,8 +23,11 @@ SIDECAR_SUFFIX = ".prov.json"
 _HASH_CACHE: dict[tuple[str, int, int], str] = {}
 
 
-def sha256_file(path: str | os.PathLike) -> str:
+def sha256_file(path: str | os.PathLike, *, cache: bool = True) -> str:
     """SHA-256 hex digest of a file's bytes (cached on path, size and mtime).
+
+    ``cache=False`` rereads the bytes: a checker must not trust the cache, since a write
+    within the file system's time-stamp resolution keeps size and mtime.
 
     A directory (e.g. a Data Docs site) hashes as the SHA-256 of its sorted
     ``relative path <TAB> file hash`` lines, so it is recorded like a file.
@@ -32,14 +35,14 @@ def sha256_file(path: str | os.PathLike) -> str:
     p = Path(path)
     if p.is_dir():
         lines = [
-            f"{f.relative_to(p).as_posix()}\t{sha256_file(f)}"
+            f"{f.relative_to(p).as_posix()}\t{sha256_file(f, cache=cache)}"
             for f in sorted(p.rglob("*"))
             if f.is_file()
         ]
         return hashlib.sha256("\n".join(lines).encode()).hexdigest()
     st = p.stat()
     key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _HASH_CACHE:
+    if key not in _HASH_CACHE or not cache:
         h = hashlib.sha256()
         with open(p, "rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
