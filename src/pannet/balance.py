@@ -273,3 +273,20 @@ def overlap_plot(
     fig.tight_layout()
     fig.savefig(path, dpi=300, format="png", metadata={"Software": None})
     plt.close(fig)
+
+
+def run_balance(
+    analysis: pd.DataFrame,
+    scores: pd.DataFrame,
+    matched: pd.DataFrame,
+    covariates: Sequence[str],
+    flag: float = 10.0,
+) -> pd.DataFrame:
+    """Balance table of the workflow: the covariates and the logit of the PS, before/after.
+
+    ``analysis`` and ``scores`` are row-aligned (the propensity step keeps the order).
+    """
+    before = analysis.assign(logit=scores["logit"].to_numpy())
+    return balance_table(
+        before, matched, covariates, treatment="treated", distance="logit", flag=flag
+    )
