@@ -145,7 +145,6 @@ def _score_residuals(rk: _Risk, beta, ties) -> np.ndarray:
     n, p = X.shape
     resid = np.zeros((n, p))
     for start, rows, a, den, mu in pieces:
-        d = rows.size
         dh = 1.0 / den  # hazard increment per unit risk at each Efron sub-step
         # everyone at risk (rows >= start) carries the full compensator ...
         h = dh.sum()
@@ -211,8 +210,8 @@ def cox(
     beta = np.zeros(p)
     ll0, U, info, _, _ = _sums(rk, beta, ties)
     ll = ll0
-    it = 0
-    for it in range(1, max_iter + 1):
+    iterations = 0
+    for iterations in range(1, max_iter + 1):  # noqa: B007 - reported after the loop
         step = np.linalg.solve(info, U)
         new = beta + step
         ll_new, U_new, info_new, _, _ = _sums(rk, new, ties)
@@ -262,7 +261,7 @@ def cox(
         "n": int(t.size),
         "events": int(e.sum()),
         "n_clusters": ng,
-        "iterations": it,
+        "iterations": iterations,
         "ties": ties,
         "clustered": cluster is not None,
         "robust": bool(robust),
