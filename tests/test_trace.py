@@ -1,0 +1,105 @@
+"""`pannet trace`: from an artefact or a Table 1 cell back to the raw files and rows."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from _miniproject import make_project, run_pipeline
+
+from pannet.cli import main
+from pannet.trace import format_trace, trace
+
+
+@pytest.fixture
+def mini(tmp_path, monkeypatch):
+    root = make_project(tmp_path / "proj")
+    monkeypatch.chdir(root)
+    run_pipeline(root)
+    return root
+
+
+def test_chain_reaches_every_step_and_raw_file(mini):
+    res = trace("results/tables/table1.parquet")
+    assert [s["path"] for s in res["steps"]][0] == "results/tables/table1.parquet"
+    assert {s["path"] for s in res["steps"]} == {
+        "results/tables/table1.parquet",
+        "results/cohort/analysis.parquet",
+        "results/matching/matched.parquet",
+        "results/harmonised/north/patients.parquet",
+        "results/harmonised/south/patients.parquet",
+    }
+    match = next(s for s in res["steps"] if s["rule"] == "match")
+    assert match["params"] == {"caliper": 0.2} and match["seed"] == 7
+    assert "pannet.io" in match["code"]["modules"]
+    assert [f["path"] for f in res["raw_files"]] == [
+        "resources/demo/north/dictionary.yaml",
+        "resources/demo/north/patients.csv",
+        "resources/demo/south/dictionary.yaml",
+        "resources/demo/south/patients.csv",
+    ]
+    assert "rows" not in res["raw_files"][1]
+
+
+def test_table1_cell_names_raw_files_and_rows(mini):
+    # SG before, age <50: north rows 1 (id 101, 45 y) and 5 (105, 42 y); south row 1
+    # (201, 39 y). Non-SG <50 (103, 203) and SG >= 50 (104, 204) must not appear.
+    res = trace("results/tables/table1.parquet", row="age <50", column="SG before")
+    assert res["cell"]["value"] == {"SG before": 3}
+    assert res["cell"]["counted"] == [
+        "SG before: 3 rows of results/cohort/analysis.parquet "
+        "where group == 'SG' and age_group == '<50'"
+    ]
+    rows = {f["path"]: f.get("rows") for f in res["raw_files"]}
+    assert rows["resources/demo/north/patients.csv"] == [1, 5]
+    assert rows["resources/demo/south/patients.csv"] == [1]
+    assert rows["resources/demo/north/dictionary.yaml"] is None
+    text = format_trace(res)
+    assert "resources/demo/north/patients.csv" in text and "rows 1, 5 (2 rows)" in text
+
+
+def test_after_matching_column_uses_the_matched_cohort(mini):
+    res = trace("results/tables/table1.parquet", row="age_group=<50", column="non-SG after")
+    # Matched non-SG: 102 (63 y) and 202 (55 y): none under 50.
+    assert res["cell"]["value"] == {"non-SG after": 0}
+    assert all("rows" not in f for f in res["raw_files"])
+    res = trace("results/tables/table1.parquet", row="age 50-59", column="non-SG after")
+    rows = {f["path"]: f.get("rows") for f in res["raw_files"]}
+    assert rows["resources/demo/south/patients.csv"] == [2]
+    assert rows["resources/demo/north/patients.csv"] is None
+
+
+def test_row_of_a_patient_level_table(mini):
+    res = trace("results/cohort/analysis.parquet", row="patient_key=ks203")
+    rows = {f["path"]: f.get("rows") for f in res["raw_files"]}
+    assert rows == {
+        "resources/demo/north/dictionary.yaml": None,
+        "resources/demo/north/patients.csv": None,
+        "resources/demo/south/dictionary.yaml": None,
+        "resources/demo/south/patients.csv": [3],
+    }
+
+
+def test_unknown_row_is_a_clear_error(mini, capsys):
+    assert (
+        main(["trace", "results/tables/table1.parquet", "--row", "age 99", "--column", "SG before"])
+        == 2
+    )
+    assert "rows are:" in capsys.readouterr().err
+
+
+def test_cli_json(mini, capsys):
+    code = main(
+        [
+            "trace",
+            "results/tables/table1.parquet",
+            "--row",
+            "age <50",
+            "--column",
+            "SG before",
+            "--json",
+        ]
+    )
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["cell"]["level"] == "<50"
