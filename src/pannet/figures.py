@@ -54,9 +54,7 @@ def km_panel(ax, risk_ax, steps: pd.DataFrame, tests: pd.Series | None, title: s
         _, up = _step_xy(s, "upper")
         ax.fill_between(x, lo, up, step="post", color=COLOURS[g], alpha=0.15, lw=0)
         cens = s[s["n_censor"] > 0]
-        ax.plot(
-            cens["time"], cens["surv"], ls="none", marker="|", ms=4, mew=0.8, color=COLOURS[g]
-        )
+        ax.plot(cens["time"], cens["surv"], ls="none", marker="|", ms=4, mew=0.8, color=COLOURS[g])
     ax.set_xlim(0, xmax)
     ax.set_ylim(0, 1.02)
     ax.set_xticks(ticks)
@@ -67,8 +65,13 @@ def km_panel(ax, risk_ax, steps: pd.DataFrame, tests: pd.Series | None, title: s
     ax.spines[["top", "right"]].set_visible(False)
     if tests is not None:
         ax.text(
-            0.97, 0.95, f"Log-rank p {_format_p(float(tests['logrank_p']))}",
-            transform=ax.transAxes, ha="right", va="top", fontsize=7,
+            0.97,
+            0.95,
+            f"Log-rank p {_format_p(float(tests['logrank_p']))}",
+            transform=ax.transAxes,
+            ha="right",
+            va="top",
+            fontsize=7,
         )
     ax.legend(loc="lower left", frameon=False, fontsize=7, handlelength=2.5)
     ax.tick_params(labelbottom=True)
@@ -77,8 +80,15 @@ def km_panel(ax, risk_ax, steps: pd.DataFrame, tests: pd.Series | None, title: s
     risk_ax.set_xlim(0, xmax)
     risk_ax.set_ylim(-0.5, len(groups) - 0.5)
     risk_ax.axis("off")
-    risk_ax.text(0, len(groups) - 0.5 + 0.6, "Number at risk", fontsize=6.5, ha="left", va="bottom",
-                 transform=risk_ax.transData)
+    risk_ax.text(
+        0,
+        len(groups) - 0.5 + 0.6,
+        "Number at risk",
+        fontsize=6.5,
+        ha="left",
+        va="bottom",
+        transform=risk_ax.transData,
+    )
     for i, g in enumerate(groups):
         row = len(groups) - 1 - i
         counts = n_at_risk(steps[steps["group"] == g].sort_values("time"), ticks)
@@ -122,8 +132,17 @@ def km_figure(
     width = DOUBLE_COLUMN_IN if len(panels) > 1 else SINGLE_COLUMN_IN
     with plt.rc_context({"font.size": 7, "font.family": "DejaVu Sans", "svg.hashsalt": "pannet"}):
         fig = plt.figure(figsize=(width, 3.3))
-        gs = fig.add_gridspec(2, len(panels), height_ratios=[4.2, 1.0], hspace=0.55, wspace=0.3,
-                              left=0.1, right=0.98, top=0.9 if suptitle else 0.93, bottom=0.08)
+        gs = fig.add_gridspec(
+            2,
+            len(panels),
+            height_ratios=[4.2, 1.0],
+            hspace=0.55,
+            wspace=0.3,
+            left=0.1,
+            right=0.98,
+            top=0.9 if suptitle else 0.93,
+            bottom=0.08,
+        )
         for j, (steps, tests, title) in enumerate(panels):
             ax = fig.add_subplot(gs[0, j])
             risk_ax = fig.add_subplot(gs[1, j])

@@ -57,12 +57,14 @@ def exclude_liver_directed(matched: pd.DataFrame) -> pd.DataFrame:
     """The matched rows without liver-directed therapy; ``pair_complete`` marks pairs
     whose members all remain."""
     if "pair_id" not in matched.columns:
-        raise SensitivityError("matched cohort has no 'pair_id' column (rule: sensitivity_exclusion)")
+        raise SensitivityError(
+            "matched cohort has no 'pair_id' column (rule: sensitivity_exclusion)"
+        )
     keep = liver_directed(matched, "matched cohort") == 0
     out = matched.loc[keep].copy()
     size_before = matched.groupby("pair_id")["pair_id"].transform("size")[keep]
     size_after = out.groupby("pair_id")["pair_id"].transform("size")
-    out["pair_complete"] = (size_before.to_numpy() == size_after.to_numpy())
+    out["pair_complete"] = size_before.to_numpy() == size_after.to_numpy()
     out["sensitivity_variant"] = "exclusion"
     return out.reset_index(drop=True)
 

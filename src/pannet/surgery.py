@@ -54,7 +54,9 @@ def surgical_outcomes(
     types = sg["resection_type"].astype("string")
     unknown_types = sorted(set(types.dropna()) - set(RESECTION_TYPES))
     if unknown_types:
-        raise ValueError(f"analysis cohort: unknown resection_type {unknown_types} (rule: surgical_outcomes)")
+        raise ValueError(
+            f"analysis cohort: unknown resection_type {unknown_types} (rule: surgical_outcomes)"
+        )
     for rt in RESECTION_TYPES:
         rows.append(_row("resection_type", rt, "all", "SG", (types == rt).sum(), n))
     if types.isna().any():
@@ -65,13 +67,24 @@ def surgical_outcomes(
     if cd.isna().any():
         rows.append(_row("clavien_dindo", "unknown", "all", "SG", cd.isna().sum(), n))
     rows.append(_row("mortality_90d", "death", "all", "SG", sg["death_90d"].sum(), n))
-    counts = {g: int(matched.loc[matched["group"] == g, "death_90d"].sum()) for g in ("SG", "non-SG")}
+    counts = {
+        g: int(matched.loc[matched["group"] == g, "death_90d"].sum()) for g in ("SG", "non-SG")
+    }
     totals = {g: int((matched["group"] == g).sum()) for g in ("SG", "non-SG")}
     table = [[counts[g] for g in counts], [totals[g] - counts[g] for g in counts]]
     res = compare_groups(table, rule=rule, expected_below=expected_below)
     for g in ("SG", "non-SG"):
         rows.append(
-            _row("mortality_90d", "death", "matched", g, counts[g], totals[g], test=res["test"], p=res["p"])
+            _row(
+                "mortality_90d",
+                "death",
+                "matched",
+                g,
+                counts[g],
+                totals[g],
+                test=res["test"],
+                p=res["p"],
+            )
         )
     out = pd.DataFrame(rows)
     out["p"] = out["p"].astype(float)

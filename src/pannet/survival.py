@@ -32,6 +32,7 @@ __all__ = [
     "CONF_TYPES",
     "analyse_population",
     "cox",
+    "immortal_time_contrast",
     "evalue",
     "km_summary",
     "logrank",
@@ -329,3 +330,67 @@ def _tests_row(df, tcol, ecol, base, ties, cluster_column, conf_level, evalue_ra
         }
     )
     return row
+
+
+def immortal_time_contrast(populations: dict, *, horizon: float = 5.0, **kwargs):
+    """OS by the study's time zero beside a naive time zero (metastasis date for all).
+
+    Counting SG from diagnosis of metastases credits them the time they had to survive
+    to reach surgery (immortal time); the naive rows show how much that flatters SG.
+
+    Parameters
+    ----------
+    populations : dict of name -> DataFrame
+        Each with ``os_years``, ``naive_os_years``, ``os_event``, ``group``, ``treated``.
+    **kwargs
+        Passed to :func:`analyse_population` (conf_type, ties, ...).
+
+    Returns
+    -------
+    DataFrame
+        One row per population, design (``study`` | ``naive``) and group: n, events,
+        median with CI, S(horizon) with CI, log-rank p and Cox HR (SG vs non-SG).
+    """
+    import pandas as pd
+
+    keep = [
+        "n",
+        "events",
+        "median",
+        "median_lower",
+        "median_upper",
+        "horizon",
+        "surv",
+        "surv_lower",
+        "surv_upper",
+    ]
+    test_cols = [
+        "logrank_chisq",
+        "logrank_p",
+        "hr",
+        "hr_lower",
+        "hr_upper",
+        "cox_p",
+        "cox_clustered",
+    ]
+    out = []
+    for name, df in populations.items():
+        for design, tcol in (("study", "os_years"), ("naive", "naive_os_years")):
+            res = analyse_population(
+                df, population=name, endpoint="os", horizon=horizon, time_column=tcol, **kwargs
+            )
+            summ = res["summary"][["group", *keep]].copy()
+            t = res["tests"].iloc[0]
+            for c in test_cols:
+                summ[c] = t.get(c, float("nan"))
+            summ.insert(
+                0,
+                "time_zero",
+                "metastasis date for all"
+                if design == "naive"
+                else "SG: resection date; non-SG: metastasis date",
+            )
+            summ.insert(0, "design", design)
+            summ.insert(0, "population", name)
+            out.append(summ)
+    return pd.concat(out, ignore_index=True)

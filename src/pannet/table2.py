@@ -46,15 +46,20 @@ def table2(
     treatments=TABLE2_TREATMENTS,
     rule: str = "auto",
     expected_below: float = 5.0,
+    test_override: dict | None = None,
     source: str = "matched cohort",
 ) -> pd.DataFrame:
     """One row per treatment: counts and percentages per group, the test and its p.
+
+    ``test_override`` (the ``tables.test_override`` config, shared with Table 1) maps a
+    treatment to "chi2" or "fisher" regardless of ``rule``; ``test_rule`` then reads
+    "override".
 
     Returns
     -------
     DataFrame
         ``variable, label, n_SG, pct_SG, n_nonSG, pct_nonSG, total_SG, total_nonSG,
-        test, statistic, df, p, p_text, expected_min``.
+        test, test_rule, statistic, df, p, p_text, expected_min``.
     """
     _check(matched, ["group", *treatments], source)
     total = {g: int((matched["group"] == g).sum()) for g in GROUPS}
@@ -62,7 +67,8 @@ def table2(
     for t in treatments:
         yes = {g: int(matched.loc[matched["group"] == g, t].sum()) for g in GROUPS}
         table = [[yes[g] for g in GROUPS], [total[g] - yes[g] for g in GROUPS]]
-        res = compare_groups(table, rule=rule, expected_below=expected_below)
+        forced = (test_override or {}).get(t)
+        res = compare_groups(table, rule=forced or rule, expected_below=expected_below)
         rows.append(
             {
                 "variable": t,
@@ -70,10 +76,13 @@ def table2(
                 "n_SG": yes["SG"],
                 "pct_SG": 100 * yes["SG"] / total["SG"] if total["SG"] else float("nan"),
                 "n_nonSG": yes["non-SG"],
-                "pct_nonSG": 100 * yes["non-SG"] / total["non-SG"] if total["non-SG"] else float("nan"),
+                "pct_nonSG": 100 * yes["non-SG"] / total["non-SG"]
+                if total["non-SG"]
+                else float("nan"),
                 "total_SG": total["SG"],
                 "total_nonSG": total["non-SG"],
                 "test": res["test"],
+                "test_rule": "override" if forced else rule,
                 "statistic": res["statistic"],
                 "df": int(res["df"]),
                 "p": res["p"],
