@@ -89,6 +89,11 @@ for (nm in names(sets)) {
     }
   }
 }
+sd4 <- survdiff(Surv(time, status) ~ celltype, data = veteran)
+out[["veteran|logrank4"]] <- list(chisq = sd4$chisq, p = pchisq(sd4$chisq, 3, lower.tail = FALSE),
+                                  expected = as.numeric(sd4$exp))
+write.csv(data.frame(time = veteran$time, event = veteran$status, celltype = as.integer(veteran$celltype)),
+          file.path(args[1], "veteran4.csv"), row.names = FALSE)
 cat(toJSON(out, digits = NA, na = "null", auto_unbox = TRUE))
 """
 
@@ -111,7 +116,7 @@ def r_results(rscript, tmp_path_factory):
         [rscript, "--vanilla", str(script), str(d)], capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0, proc.stderr
-    data = {n: pd.read_csv(d / f"{n}.csv") for n in DATASETS}
+    data = {n: pd.read_csv(d / f"{n}.csv") for n in (*DATASETS, "veteran4")}
     return data, json.loads(proc.stdout)
 
 
@@ -227,3 +232,16 @@ def test_cox_equals_r(r_results, dataset, fit):
     assert_r(res["hr_lower"], r["lower"], f"{where} hr lower")
     assert_r(res["hr_upper"], r["upper"], f"{where} hr upper")
     assert_r(res["loglik"], r["loglik"], f"{where} loglik")
+
+
+def test_logrank_four_groups_equals_r(r_results):
+    """survdiff(Surv(time, status) ~ celltype, veteran): Chisq = 25.4037003457854 on 3 df,
+    p = 1.27124593900609e-05."""
+    data, ref = r_results
+    d = data["veteran4"]
+    r = ref["veteran|logrank4"]
+    lr = sv.logrank(d["time"], d["event"], d["celltype"])
+    assert lr["df"] == 3
+    assert_r(lr["chisq"], r["chisq"], "veteran celltype chisq")
+    assert_r(lr["p"], r["p"], "veteran celltype p")
+    assert_r(lr["expected"], r["expected"], "veteran celltype expected")
