@@ -44,7 +44,9 @@ class PseudonymKeyError(RuntimeError):
     """No usable pseudonymisation key; the message says how to provide one."""
 
 
-def resolve_key(pseudo_cfg: dict, *, synthetic: bool, project_root: str | Path | None = None) -> bytes:
+def resolve_key(
+    pseudo_cfg: dict, *, synthetic: bool, project_root: str | Path | None = None
+) -> bytes:
     """The pseudonymisation key as bytes, from the environment, a key file or the demo key.
 
     Parameters
@@ -85,7 +87,9 @@ def resolve_key(pseudo_cfg: dict, *, synthetic: bool, project_root: str | Path |
             f"pseudonymisation.key_file (a file outside the repository){why}"
         )
     if len(value) < MIN_KEY_LENGTH:
-        raise PseudonymKeyError(f"the key from {source} is shorter than {MIN_KEY_LENGTH} characters")
+        raise PseudonymKeyError(
+            f"the key from {source} is shorter than {MIN_KEY_LENGTH} characters"
+        )
     return value.encode()
 
 

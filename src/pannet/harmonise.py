@@ -1,0 +1,141 @@
+"""Harmonisation of one site: raw export -> pseudonymised common data model (CDM).
+
+:func:`harmonise_site` reads the export (:func:`pannet.sites.read_raw`), maps it to the
+CDM (:func:`pannet.sites.to_cdm`), replaces the local identifier by its keyed pseudonym
+(:mod:`pannet.pseudonym`) and replaces the birth date by ``age_at_diagnosis_days``, so the
+tables written (:data:`pannet.cdm.HARMONISED_PATIENT_COLUMNS`,
+:data:`pannet.cdm.HARMONISED_TREATMENT_COLUMNS`) hold no personnummer, MRN, name or birth
+date. Values of identifier, key, name and birth-date columns in the issue rows are
+redacted for the same reason. Bad values are NA plus an issue row; nothing is dropped
+here: which rows go to quarantine is decided by validate_cdm.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from pannet import cdm
+from pannet.pseudonym import pseudonymise
+from pannet.validation import QUARANTINE_COLUMNS, REDACTED
+
+
+def personal_raw_columns(dictionary: dict) -> set[str]:
+    """Raw columns whose values must never be copied into an artefact."""
+    cols = {
+        dictionary["identifier"]["column"],
+        dictionary["patients"]["key"],
+        dictionary["treatments"]["key"],
+        *dictionary.get("personal_columns", []),
+    }
+    birth = dictionary["patients"]["columns"].get("birth_date", {})
+    if "source" in birth:
+        cols.add(birth["source"])
+    return cols
+
+
+def age_at_diagnosis_days(birth_date: pd.Series, diagnosis_date: pd.Series) -> pd.Series:
+    """Whole days from birth to diagnosis (``Int64``; NA when either date is missing)."""
+    return (diagnosis_date - birth_date).dt.days.astype("Int64")
+
+
+def harmonise_tables(
+    site_id: str, patients: pd.DataFrame, treatments: pd.DataFrame, *, kind: str, key: bytes
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Pseudonymise CDM tables that still carry ``local_id`` and ``birth_date``.
+
+    Parameters
+    ----------
+    site_id : str
+    patients, treatments : DataFrame
+        :func:`pannet.sites.to_cdm` output (``local_id`` column, CDM columns).
+    kind : {"personnummer", "mrn"}
+        The identifier kind (site dictionary ``identifier.kind``).
+    key : bytes
+        The pseudonymisation key (:func:`pannet.pseudonym.resolve_key`).
+
+    Returns
+    -------
+    patients, treatments : DataFrame
+        Exactly the harmonised CDM columns, sorted by ``source_row``.
+    """
+    p = patients.copy()
+    t = treatments.copy()
+    p["patient_key"] = pseudonymise(p["local_id"], kind=kind, site=site_id, key=key)
+    t["patient_key"] = pseudonymise(t["local_id"], kind=kind, site=site_id, key=key)
+    p["age_at_diagnosis_days"] = age_at_diagnosis_days(p["birth_date"], p["diagnosis_date"])
+    p = _conform(p, cdm.HARMONISED_PATIENT_COLUMNS)
+    t = _conform(t, cdm.HARMONISED_TREATMENT_COLUMNS)
+    return p, t
+
+
+def _conform(df: pd.DataFrame, schema: dict[str, tuple[str, str]]) -> pd.DataFrame:
+    out = pd.DataFrame(index=df.index)
+    for col, (dtype, _) in schema.items():
+        out[col] = (
+            df[col].astype(dtype) if col in df else pd.Series(pd.NA, index=df.index).astype(dtype)
+        )
+    return out.sort_values("source_row", kind="stable", ignore_index=True)
+
+
+def issues_table(
+    issues: pd.DataFrame, dictionary: dict, patients: pd.DataFrame, treatments: pd.DataFrame
+) -> pd.DataFrame:
+    """:func:`pannet.sites.to_cdm` issues as quarantine rows, personal values redacted.
+
+    The table (patients / treatments) of each issue is found from its file and row: a
+    REDCap export holds both tables in one file, but each row number belongs to one.
+    """
+    personal = personal_raw_columns(dictionary)
+    q = issues.copy()
+    p_rows = set(patients["source_row"].dropna().astype(int))
+    t_rows = set(treatments["source_row"].dropna().astype(int))
+    pfile = dictionary["files"][dictionary["patients"]["file"]]["path"]
+    tfile = dictionary["files"][dictionary["treatments"]["file"]]["path"]
+
+    def table_of(file: str, row: int) -> str:
+        in_p = str(file).endswith(pfile) and row in p_rows
+        in_t = str(file).endswith(tfile) and row in t_rows
+        if in_p and not in_t:
+            return "patients"
+        if in_t and not in_p:
+            return "treatments"
+        return "patients" if str(file).endswith(pfile) and pfile != tfile else "treatments"
+
+    q["table"] = [table_of(f, int(r)) for f, r in zip(q["file"], q["source_row"], strict=True)]
+    redact = q["column"].isin(personal) | q["cdm_column"].isin(["local_id", "birth_date"])
+    q["value"] = q["value"].astype("string").mask(redact, REDACTED)
+    q["stage"] = "harmonise"
+    for col, dtype in QUARANTINE_COLUMNS.items():
+        q[col] = q[col].astype(dtype)
+    return q[list(QUARANTINE_COLUMNS)].reset_index(drop=True)
+
+
+def harmonise_site(
+    site_id: str,
+    site_cfg: dict,
+    dictionary: dict,
+    *,
+    key: bytes,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Read, map and pseudonymise one site's export.
+
+    Returns
+    -------
+    patients, treatments : DataFrame
+        The harmonised CDM tables (every raw row, bad values NA).
+    issues : DataFrame
+        :data:`pannet.validation.QUARANTINE_COLUMNS` rows from the mapping, redacted.
+
+    Raises
+    ------
+    pannet.sites.StructuralError
+        The export cannot be read as its dictionary says.
+    """
+    from pannet.sites import read_raw, to_cdm
+
+    raw = read_raw(site_id, site_cfg, dictionary)
+    patients, treatments, issues = to_cdm(site_id, raw, dictionary)
+    p, t = harmonise_tables(
+        site_id, patients, treatments, kind=dictionary["identifier"]["kind"], key=key
+    )
+    return p, t, issues_table(issues, dictionary, p, t)
