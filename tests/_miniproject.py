@@ -8,14 +8,17 @@ environment.json and the manifest: the same shapes as the workflow, in milliseco
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from pannet.audit import build_manifest
 from pannet.io import write_atomic, write_parquet, write_sidecar
 from pannet.provenance import environment_record
+from pannet.table1 import build_table1
 
 ROOT = Path(__file__).resolve().parents[1]
 SITES = {
@@ -90,6 +93,7 @@ def run_pipeline(root: Path) -> None:
             "patient_key": pats["patient_key"],
             "site": pats["site"],
             "group": ["SG" if r else "non-SG" for r in pats["resected"]],
+            "treated": pats["resected"].astype("int64"),
             "age_group": [age_group(a) for a in pats["age_years"]],
         }
     )
@@ -105,15 +109,10 @@ def run_pipeline(root: Path) -> None:
         params={"caliper": 0.2},
         seed=7,
     )
-    rows = []
-    for level in ("<50", "50-59", "60-69", ">70"):
-        row = {"variable": "age_group", "level": level}
-        for pop, df in (("before", analysis), ("after", matched)):
-            for g in ("SG", "non-SG"):
-                row[f"{g} {pop}"] = int(((df["group"] == g) & (df["age_group"] == level)).sum())
-        rows.append(row)
+    # The real Table 1 builder, so trace is tested against the published layout.
+    table1 = build_table1(analysis, matched.reset_index(drop=True), variables=["age_group"])
     write_parquet(
-        pd.DataFrame(rows),
+        table1,
         "results/tables/table1.parquet",
         rule="table1",
         inputs=["results/cohort/analysis.parquet", "results/matching/matched.parquet"],
@@ -127,3 +126,24 @@ def run_pipeline(root: Path) -> None:
         lambda tmp: tmp.write_text(json.dumps(environment_record(), sort_keys=True)),
     )
     build_manifest(TARGETS)
+
+
+@pytest.fixture(scope="session")
+def mini_template(tmp_path_factory) -> Path:
+    """The miniature project, run once per session (tests work on copies of it)."""
+    root = make_project(tmp_path_factory.mktemp("mini") / "proj")
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        run_pipeline(root)
+    finally:
+        os.chdir(cwd)
+    return root
+
+
+@pytest.fixture
+def mini(mini_template, tmp_path, monkeypatch) -> Path:
+    """A private copy of the miniature project; the working directory is its root."""
+    root = shutil.copytree(mini_template, tmp_path / "proj", symlinks=True)
+    monkeypatch.chdir(root)
+    return root

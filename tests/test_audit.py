@@ -8,19 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-from _miniproject import make_project, run_pipeline
+import _miniproject
 
 from pannet.audit import audit
 from pannet.cli import main
 
-
-@pytest.fixture
-def mini(tmp_path, monkeypatch) -> Path:
-    root = make_project(tmp_path / "proj")
-    monkeypatch.chdir(root)
-    run_pipeline(root)
-    return root
+mini, mini_template = _miniproject.mini, _miniproject.mini_template  # fixtures
 
 
 def statuses(root: Path) -> dict[str, str]:

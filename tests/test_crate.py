@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 
-from _miniproject import make_project, run_pipeline
+import _miniproject
 
 from pannet.cli import main
 
+mini, mini_template = _miniproject.mini, _miniproject.mini_template  # fixtures
 
-def test_export_crate(tmp_path, monkeypatch, capsys):
-    root = make_project(tmp_path / "proj")
-    monkeypatch.chdir(root)
-    run_pipeline(root)
+
+def test_export_crate(mini, tmp_path):
     assert main(["export-crate", str(tmp_path / "crate")]) == 0
     meta = json.loads((tmp_path / "crate" / "ro-crate-metadata.json").read_text())
     graph = {e["@id"]: e for e in meta["@graph"]}
@@ -36,9 +35,6 @@ def test_export_crate(tmp_path, monkeypatch, capsys):
     assert main(["export-crate", str(tmp_path / "crate")]) == 2
 
 
-def test_export_crate_with_raw(tmp_path, monkeypatch):
-    root = make_project(tmp_path / "proj")
-    monkeypatch.chdir(root)
-    run_pipeline(root)
+def test_export_crate_with_raw(mini, tmp_path):
     assert main(["export-crate", str(tmp_path / "crate"), "--include-raw"]) == 0
     assert (tmp_path / "crate/resources/demo/north/patients.csv").exists()

@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import json
 
-import pytest
-from _miniproject import make_project, run_pipeline
+import _miniproject
 
 from pannet.cli import main
 from pannet.trace import format_trace, trace
 
-
-@pytest.fixture
-def mini(tmp_path, monkeypatch):
-    root = make_project(tmp_path / "proj")
-    monkeypatch.chdir(root)
-    run_pipeline(root)
-    return root
+mini, mini_template = _miniproject.mini, _miniproject.mini_template  # fixtures
 
 
 def test_chain_reaches_every_step_and_raw_file(mini):
@@ -45,9 +38,9 @@ def test_table1_cell_names_raw_files_and_rows(mini):
     # SG before, age <50: north rows 1 (id 101, 45 y) and 5 (105, 42 y); south row 1
     # (201, 39 y). Non-SG <50 (103, 203) and SG >= 50 (104, 204) must not appear.
     res = trace("results/tables/table1.parquet", row="age <50", column="SG before")
-    assert res["cell"]["value"] == {"SG before": 3}
+    assert res["cell"]["value"] == {"before_sg": "3 (60.0)"}
     assert res["cell"]["counted"] == [
-        "SG before: 3 rows of results/cohort/analysis.parquet "
+        "before_sg: 3 rows of results/cohort/analysis.parquet "
         "where group == 'SG' and age_group == '<50'"
     ]
     rows = {f["path"]: f.get("rows") for f in res["raw_files"]}
@@ -61,7 +54,7 @@ def test_table1_cell_names_raw_files_and_rows(mini):
 def test_after_matching_column_uses_the_matched_cohort(mini):
     res = trace("results/tables/table1.parquet", row="age_group=<50", column="non-SG after")
     # Matched non-SG: 102 (63 y) and 202 (55 y): none under 50.
-    assert res["cell"]["value"] == {"non-SG after": 0}
+    assert res["cell"]["value"] == {"after_nonsg": "0 (0.0)"}
     assert all("rows" not in f for f in res["raw_files"])
     res = trace("results/tables/table1.parquet", row="age 50-59", column="non-SG after")
     rows = {f["path"]: f.get("rows") for f in res["raw_files"]}

@@ -68,18 +68,28 @@ def _read(root: Path, rel: str, columns: list[str]):
     return read_parquet(root / rel, columns=columns)
 
 
+def _tokens(text: str) -> frozenset[str]:
+    t = re.sub(r"non[\s_-]*sg", "nonsg", str(text).lower())
+    return frozenset(x for x in re.split(r"[^a-z0-9]+", t) if x)
+
+
 def _match_row(df, row: str) -> int:
     """Index of the Table-1-like row named by ``row`` ('age <50', 'age_group=<50', '3')."""
     if row.strip().isdigit():
         return int(row)
     spec = _norm(row)
+    labels = df["label"] if "label" in df.columns else df["variable"]
     hits = []
-    for i, (var, lev) in enumerate(zip(df["variable"], df["level"], strict=True)):
-        v, lv = _norm(var), _norm(lev)
-        if spec in (v + lv, f"{v}={lv}", f"{v}:{lv}"):
+    for i, (var, lab, lev) in enumerate(zip(df["variable"], labels, df["level"], strict=True)):
+        v, lb, lv = _norm(var), _norm(lab), _norm(lev)
+        if not lv:
+            continue
+        if spec in (v + lv, f"{v}={lv}", f"{v}:{lv}", lb + lv):
             return i
-        head = spec[: -len(lv)].rstrip("=:") if lv and spec.endswith(lv) else None
-        if head is not None and (head == "" or v.startswith(head) or head.startswith(v)):
+        head = spec[: -len(lv)].rstrip("=:") if spec.endswith(lv) else None
+        if head is not None and (
+            head == "" or any(x.startswith(head) or head.startswith(x) for x in (v, lb))
+        ):
             hits.append(i)
     if len(hits) == 1:
         return hits[0]
@@ -93,9 +103,13 @@ def _match_row(df, row: str) -> int:
 def _match_column(columns: list[str], column: str) -> str:
     if column in columns:
         return column
-    hits = [c for c in columns if _norm(c) == _norm(column)]
-    if len(hits) == 1:
-        return hits[0]
+    for same in (
+        lambda c: _norm(c) == _norm(column),
+        lambda c: _tokens(c) == _tokens(column),  # 'SG before' is 'before_sg'
+    ):
+        hits = [c for c in columns if same(c)]
+        if len(hits) == 1:
+            return hits[0]
     raise KeyError(f"column {column!r} not in the table; columns are: {columns}")
 
 
@@ -135,7 +149,9 @@ def resolve_cell(root: Path, rel: str, record: dict, row: str, column: str | Non
     i = _match_row(df, row)
     variable, level = str(df["variable"].iloc[i]), str(df["level"].iloc[i])
     lineage = (record.get("extra") or {}).get("cell_lineage") or {}
-    value_cols = [c for c in cols if c not in ("variable", "level")]
+    value_cols = [
+        c for c in cols if {"sg", "nonsg"} & _tokens(c) and not {"smd", "pct", "n"} & _tokens(c)
+    ] or [c for c in cols if c not in ("variable", "level")]
     chosen = [_match_column(cols, column)] if column else value_cols
     sources = {}
     for col in chosen:
@@ -183,25 +199,25 @@ def _plain(v):
 
 
 def _guess_source(root: Path, record: dict, column: str) -> dict | None:
-    cands = []
+    cands = {}
     for inp in record.get("inputs", []):
-        cols = _columns(root, inp["path"])
-        if "patient_key" in cols and "group" in cols:
-            cands.append(inp["path"])
-    if not cands:
-        return None
-    n = _norm(column)
-    after = "after" in n or "matched" in n
-    pick = [c for c in cands if ("matched" in Path(c).name) == after]
+        cols = set(_columns(root, inp["path"]))
+        if "patient_key" in cols and cols & {"group", "treated"}:
+            cands[inp["path"]] = cols
+    tokens = _tokens(column)
+    after = bool({"after", "matched"} & tokens)
+    pick = sorted(
+        (c for c in cands if ("matched" in Path(c).name) == after),
+        key=lambda c: (Path(c).stem not in ("analysis", "matched"), c),
+    )
     if not pick:
         return None
-    pick.sort(key=lambda c: (Path(c).stem not in ("analysis", "matched"), c))
-    where = {}
-    if "nonsg" in n or "non-sg" in n:
-        where["group"] = "non-SG"
-    elif "sg" in n:
-        where["group"] = "SG"
-    return {"path": pick[0], "where": where}
+    path, cols = pick[0], cands[pick[0]]
+    where: dict[str, object] = {}
+    group = "non-SG" if "nonsg" in tokens else "SG" if "sg" in tokens else None
+    if group is not None:
+        where = {"group": group} if "group" in cols else {"treated": int(group == "SG")}
+    return {"path": path, "where": where}
 
 
 def _select_rows(root: Path, rel: str, row: str, column: str | None) -> dict:
