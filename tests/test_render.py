@@ -124,3 +124,44 @@ def test_format_p():
     assert render.format_p(0.0004) == "<0.001"
     assert render.format_p(0.04) == "0.040"
     assert render.format_p(float("nan")) == ""
+
+
+def test_demo_docx_table1_matches_parquet(demo_run):
+    """After the demo run, the Word Table 1 holds the numbers of table1.parquet."""
+    from docx import Document
+
+    from pannet.io import read_parquet
+
+    src = demo_run / "tables" / "table1.parquet"
+    docx_path = demo_run / "report" / "tables" / "table1.docx"
+    assert src.exists(), "the demo run made no results/tables/table1.parquet"
+    assert docx_path.exists(), "the demo run made no results/report/tables/table1.docx"
+    df = read_parquet(src)
+    disp, row, group = render.display_frame(df)
+    body_cols = [c for c in disp.columns if c not in (row, group)]
+    table = Document(docx_path).tables[0]
+    header = [c.text for c in table.rows[0].cells]
+    cells = [[c.text for c in r.cells] for r in table.rows[1:]]
+    data_rows = [r for r in cells if len(set(r)) > 1 or len(header) == 1]
+    assert len(data_rows) == len(df)
+    offset = 1 if row else 0
+    assert header[offset:] == body_cols
+    raw_cols = [c for c in df.columns if c not in render.HIDDEN and c not in (row, group)]
+    n_numbers = 0
+    for (_, rec), docx_row in zip(df.iterrows(), data_rows, strict=True):
+        for col, text in zip(raw_cols, docx_row[offset:], strict=True):
+            value = rec[col]
+            if isinstance(value, (int, float, np.integer, np.floating)) and not pd.isna(value):
+                n_numbers += 1
+                if render._kind(col) == "p" and value < 0.001:
+                    assert text == "<0.001"
+                else:
+                    tol = 0.0005 if render._kind(col) == "p" else 0.05
+                    assert float(text) == pytest.approx(float(value), abs=tol + 1e-9), (
+                        col,
+                        text,
+                        value,
+                    )
+            else:
+                assert text == render.format_value(value), (col, text, value)
+    assert n_numbers > 0
