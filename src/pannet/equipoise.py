@@ -24,6 +24,7 @@ __all__ = [
     "caliper_summary",
     "smd_proportion",
     "generalizability_table",
+    "plot_preference",
 ]
 
 
@@ -207,3 +208,46 @@ def generalizability_table(
                     }
                 )
     return pd.DataFrame(rows)
+
+
+def plot_preference(hist: pd.DataFrame, path, bounds=(0.3, 0.7), note: str | None = None) -> None:
+    """Preference-score distribution by group (share of each group per bin) as a PNG.
+
+    Drawn from the histogram table, not from patients, so the shared copy can be drawn
+    from the suppressed table (missing bins are left empty).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pannet.io import atomic_path
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    colours = {"treated": "#D55E00", "control": "#0072B2"}
+    labels = {"treated": "SG (resected)", "control": "non-SG"}
+    for g in ("control", "treated"):
+        h = hist[hist["group"] == g]
+        ax.bar(
+            h["bin_low"],
+            h["share"].astype(float).fillna(0),
+            width=h["bin_high"] - h["bin_low"],
+            align="edge",
+            alpha=0.5,
+            color=colours[g],
+            edgecolor=colours[g],
+            label=labels[g],
+        )
+    for b in bounds:
+        ax.axvline(b, color="black", ls="--", lw=1)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("Preference score")
+    ax.set_ylabel("Share of group")
+    ax.set_title(f"Preference score by group; equipoise region [{bounds[0]}, {bounds[1]}]")
+    ax.legend(fontsize=8)
+    if note:
+        fig.text(0.01, 0.01, note, fontsize=7, color="#555555")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=150, format="png", metadata={"Software": None})
+    plt.close(fig)

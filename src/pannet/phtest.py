@@ -23,7 +23,15 @@ import numpy as np
 
 from pannet.stratcox import CoxFit, _as_2d, coxph, risk_set_terms
 
-__all__ = ["ZphResult", "cox_zph", "time_transform", "plot_zph", "zph_smooth"]
+__all__ = [
+    "ZphResult",
+    "cox_zph",
+    "time_transform",
+    "plot_zph",
+    "zph_smooth",
+    "smooth_arrays",
+    "plot_ph_panels",
+]
 
 TRANSFORMS = ("km", "rank", "identity", "log")
 
@@ -255,8 +263,15 @@ def zph_smooth(res: ZphResult, term: int = 0, df: int = 4, nsmo: int = 40, se: b
     -------
     dict with ``x`` (grid), ``fit``, and ``lower``/``upper`` when ``se``.
     """
-    ok = ~np.isnan(res.y[:, term])
-    xx, yy = res.x[ok], res.y[ok, term]
+    return smooth_arrays(res.x, res.y[:, term], res.var[term, term], df, nsmo, se)
+
+
+def smooth_arrays(x, y, var: float, df: int = 4, nsmo: int = 40, se: bool = True) -> dict:
+    """:func:`zph_smooth` on plain arrays (transformed times, residuals, residual variance)."""
+    x = np.asarray(x, float)
+    y = np.asarray(y, float)
+    ok = ~np.isnan(y)
+    xx, yy = x[ok], y[ok]
     qs = np.linspace(0, 1, df + 1)[1:-1]
     knots = np.quantile(xx, qs)  # R quantile type 7
     boundary = (xx.min(), xx.max())
@@ -268,7 +283,7 @@ def zph_smooth(res: ZphResult, term: int = 0, df: int = 4, nsmo: int = 40, se: b
     if se:
         xtx_inv = np.linalg.pinv(B.T @ B)
         seval = np.einsum("ij,jk,ik->i", P, xtx_inv, P)
-        half = 2 * np.sqrt(res.var[term, term] * seval)
+        half = 2 * np.sqrt(var * seval)
         out["lower"] = out["fit"] - half
         out["upper"] = out["fit"] + half
     return out
@@ -310,3 +325,52 @@ def plot_zph(res: ZphResult, term: int = 0, ax=None, title: str | None = None):
     ax.set_title(title or f"{res.terms[term]}: PH test chi2 {row.chisq:.2f}, p = {row.p:.3g}")
     ax.legend(fontsize=7, loc="best")
     return ax
+
+
+def plot_ph_panels(tests, residuals, path, synthetic: bool = False) -> None:
+    """One panel per population x endpoint x model: scaled residuals and their smooth.
+
+    Parameters
+    ----------
+    tests, residuals : DataFrame
+        ``ph_tests`` and ``ph_residuals`` of :func:`pannet.diagnostics.run_ph_tests`.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pannet.io import atomic_path
+
+    glob = tests[tests["term"] == "GLOBAL"].reset_index(drop=True)
+    n = len(glob)
+    ncol = 2
+    nrow = max(1, -(-n // ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(5.2 * ncol, 3.6 * nrow), squeeze=False)
+    for ax, r in zip(axes.ravel(), glob.itertuples(), strict=False):
+        d = residuals[
+            (residuals["population"] == r.population)
+            & (residuals["endpoint"] == r.endpoint)
+            & (residuals["model"] == r.model)
+        ]
+        sm = smooth_arrays(d["x"], d["resid"], r.resid_var)
+        ax.scatter(d["x"], d["resid"], s=8, color="#555555", alpha=0.6)
+        ax.plot(sm["x"], sm["fit"], color="#0072B2", lw=2)
+        ax.plot(sm["x"], sm["lower"], color="#0072B2", lw=1, ls="--")
+        ax.plot(sm["x"], sm["upper"], color="#0072B2", lw=1, ls="--")
+        ax.axhline(r.coef, color="#D55E00", lw=1, ls=":")
+        model = "Cox, strata(pair)" if r.model == "strata_pair" else "Cox"
+        ax.set_title(f"{r.population} / {r.endpoint.upper()} ({model}): p = {r.p:.3g}", fontsize=9)
+        ax.set_xlabel(f"{r.transform}-transformed time")
+        ax.set_ylabel("Beta(t) for treated")
+    for ax in axes.ravel()[n:]:
+        ax.set_visible(False)
+    fig.suptitle(
+        ("SYNTHETIC DEMO DATA - " if synthetic else "")
+        + "Scaled Schoenfeld residuals (dotted: Cox coefficient; dashed: +/- 2 SE)",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=150, format="png", metadata={"Software": None})
+    plt.close(fig)
