@@ -126,42 +126,83 @@ def test_format_p():
     assert render.format_p(float("nan")) == ""
 
 
-def test_demo_docx_table1_matches_parquet(demo_run):
-    """After the demo run, the Word Table 1 holds the numbers of table1.parquet."""
+def _docx_rows(path):
     from docx import Document
 
+    table = Document(path).tables[0]
+    header = [c.text for c in table.rows[0].cells]
+    rows = [[c.text for c in r.cells] for r in table.rows[1:]]
+    return header, [r for r in rows if len(set(r)) > 1]  # group rows are one merged cell
+
+
+def _n_pct(text):
+    m = re.fullmatch(r"(\d+)(?: \((\d+\.\d)\))?", text)
+    assert m, text
+    return int(m.group(1)), (float(m.group(2)) if m.group(2) else None)
+
+
+def assert_docx_matches_table1(docx_path, df):
+    """Every count, percentage, p and SMD of table1.parquet is in the Word table."""
+    header, rows = _docx_rows(docx_path)
+    col = {h: i for i, h in enumerate(header)}
+    df = df.sort_values("row").reset_index(drop=True)
+    assert len(rows) == len(df)
+    checked = 0
+    for rec, cells in zip(df.to_dict("records"), rows, strict=True):
+        assert cells[0] == rec["level"]
+        for phase in ("before", "after"):
+            for grp, head in (("sg", "SG"), ("nonsg", "non-SG")):
+                n, pct = _n_pct(cells[col[f"{head} {phase}, n (%)"]])
+                assert n == rec[f"{phase}_{grp}_n"]
+                if not np.isnan(rec[f"{phase}_{grp}_pct"]):
+                    assert pct == pytest.approx(rec[f"{phase}_{grp}_pct"], abs=0.05 + 1e-9)
+                checked += 1
+            smd = rec[f"{phase}_smd"]
+            text = cells[col[f"SMD {phase}"]]
+            assert (
+                (text == "") if pd.isna(smd) else float(text) == pytest.approx(smd, abs=0.05 + 1e-9)
+            )
+        p = rec["p_value"]
+        text = cells[col["p before"]]
+        if rec["row_type"] == "level" and rec["first_in_variable"]:
+            assert (
+                text == "<0.001"
+                if p < 0.001
+                else float(text) == pytest.approx(p, abs=0.0005 + 1e-12)
+            )
+        else:
+            assert text == ""
+    assert checked == 4 * len(df)
+
+
+def _cohort(n1, n0, seed):
+    from pannet.cdm import TABLE1_LEVELS
+
+    rng = np.random.default_rng(np.random.SeedSequence(seed))
+    d = {"treated": [1] * n1 + [0] * n0}
+    d["group"] = ["SG" if t else "non-SG" for t in d["treated"]]
+    for var, lv in TABLE1_LEVELS.items():
+        d[var] = list(rng.choice(lv, size=n1 + n0))
+    return pd.DataFrame(d)
+
+
+def test_real_table1_schema_renders_to_docx(tmp_path):
+    from pannet.cdm import TABLE1_LEVELS
+    from pannet.table1 import build_table1
+
+    df = build_table1(_cohort(65, 129, 1), _cohort(50, 50, 2), list(TABLE1_LEVELS))
+    paths = render.render_table(df, tmp_path / "table1", name="table1", synthetic=True)
+    assert_docx_matches_table1(paths[1], df)
+    md = paths[3].read_text()
+    assert "SG before, n (%)" in md and "Charlson comorbidity index" in md
+
+
+def test_demo_docx_table1_matches_parquet(demo_run):
+    """After the demo run, the Word Table 1 holds the numbers of table1.parquet."""
     from pannet.io import read_parquet
 
     src = demo_run / "tables" / "table1.parquet"
     docx_path = demo_run / "report" / "tables" / "table1.docx"
     assert src.exists(), "the demo run made no results/tables/table1.parquet"
     assert docx_path.exists(), "the demo run made no results/report/tables/table1.docx"
-    df = read_parquet(src)
-    disp, row, group = render.display_frame(df)
-    body_cols = [c for c in disp.columns if c not in (row, group)]
-    table = Document(docx_path).tables[0]
-    header = [c.text for c in table.rows[0].cells]
-    cells = [[c.text for c in r.cells] for r in table.rows[1:]]
-    data_rows = [r for r in cells if len(set(r)) > 1 or len(header) == 1]
-    assert len(data_rows) == len(df)
-    offset = 1 if row else 0
-    assert header[offset:] == body_cols
-    raw_cols = [c for c in df.columns if c not in render.HIDDEN and c not in (row, group)]
-    n_numbers = 0
-    for (_, rec), docx_row in zip(df.iterrows(), data_rows, strict=True):
-        for col, text in zip(raw_cols, docx_row[offset:], strict=True):
-            value = rec[col]
-            if isinstance(value, (int, float, np.integer, np.floating)) and not pd.isna(value):
-                n_numbers += 1
-                if render._kind(col) == "p" and value < 0.001:
-                    assert text == "<0.001"
-                else:
-                    tol = 0.0005 if render._kind(col) == "p" else 0.05
-                    assert float(text) == pytest.approx(float(value), abs=tol + 1e-9), (
-                        col,
-                        text,
-                        value,
-                    )
-            else:
-                assert text == render.format_value(value), (col, text, value)
-    assert n_numbers > 0
+    assert_docx_matches_table1(docx_path, read_parquet(src))

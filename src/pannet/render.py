@@ -125,6 +125,7 @@ def display_frame(df):
     """
     import pandas as pd
 
+    df = journal_view(df)
     group = next((c for c in GROUP_COLUMNS if c in df.columns), None)
     row = next((c for c in ROW_COLUMNS if c in df.columns and c != group), None)
     out = pd.DataFrame(index=range(len(df)))
@@ -139,6 +140,78 @@ def display_frame(df):
             out[col] = [format_value(v, kind) for v in values]
     rename = {c: label(c) for c in out.columns if c not in (group, row)}
     return out.rename(columns=rename), row, group
+
+
+def _n_pct(n, pct) -> str:
+    import pandas as pd
+
+    if pd.isna(n):
+        return ""
+    return f"{int(n)}" if pd.isna(pct) else f"{int(n)} ({float(pct):.1f})"
+
+
+def journal_view(df):
+    """The printed layout of a known table schema; other frames pass through unchanged.
+
+    ``table1`` (:data:`pannet.table1.TABLE1_SCHEMA`): n (%) per group before and after
+    matching, p (printed once per variable) and |SMD| x 100; ``table2`` (n_SG, pct_SG,
+    ...): n (%) per group, test and p; ``surgery`` (measure, level, population, group,
+    n, pct): n (%) and p.
+    """
+    import pandas as pd
+
+    cols = set(df.columns)
+    if {"before_sg", "before_nonsg", "after_sg", "after_nonsg", "label", "level"} <= cols:
+        d = df.sort_values("row") if "row" in cols else df
+        first = (
+            d["first_in_variable"].fillna(False).astype(bool)
+            if "first_in_variable" in cols
+            else True
+        )
+        p = d["p_text"] if "p_text" in cols else d["p_value"].map(format_p)
+        return pd.DataFrame(
+            {
+                "variable": d["label"].astype(str),
+                "level": d["level"].fillna("").astype(str),
+                "SG before, n (%)": d["before_sg"].fillna("").astype(str),
+                "non-SG before, n (%)": d["before_nonsg"].fillna("").astype(str),
+                "p before": p.fillna("").astype(str).where(first, ""),
+                "SMD before": d["before_smd"].map(lambda v: format_value(v, "smd")),
+                "SG after, n (%)": d["after_sg"].fillna("").astype(str),
+                "non-SG after, n (%)": d["after_nonsg"].fillna("").astype(str),
+                "SMD after": d["after_smd"].map(lambda v: format_value(v, "smd")),
+            }
+        ).reset_index(drop=True)
+    if {"n_SG", "pct_SG", "n_nonSG", "pct_nonSG"} <= cols:
+        p = df["p_text"] if "p_text" in cols else df["p"].map(format_p)
+        return pd.DataFrame(
+            {
+                "treatment": (df["label"] if "label" in cols else df["variable"].map(label)).astype(
+                    str
+                ),
+                "SG, n (%)": [_n_pct(n, q) for n, q in zip(df["n_SG"], df["pct_SG"], strict=True)],
+                "non-SG, n (%)": [
+                    _n_pct(n, q) for n, q in zip(df["n_nonSG"], df["pct_nonSG"], strict=True)
+                ],
+                "test": df["test"].astype(str) if "test" in cols else "",
+                "p": p.fillna("").astype(str),
+            }
+        )
+    if {"measure", "level", "n", "pct"} <= cols:
+        out = pd.DataFrame(
+            {
+                "variable": df["measure"].map(label).astype(str),
+                "level": df["level"].fillna("").map(label).astype(str),
+                "population": df["population"].astype(str) if "population" in cols else "",
+                "group": df["group"].astype(str) if "group" in cols else "",
+                "n (%)": [_n_pct(n, q) for n, q in zip(df["n"], df["pct"], strict=True)],
+                "p": (df["p_text"] if "p_text" in cols else df["p"].map(format_p))
+                .fillna("")
+                .astype(str),
+            }
+        )
+        return out.rename(columns={"group": "arm"})
+    return df
 
 
 def _gt(df, *, table_id: str, title: str, synthetic: bool, notes: Iterable[str] = ()):
