@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import _miniproject
+import pytest
 
 from pannet.audit import audit
 from pannet.cli import main
@@ -139,3 +140,43 @@ def test_console_entry_point(mini):
     )
     assert proc.returncode == 0, proc.stderr
     assert {r["status"] for r in json.loads(proc.stdout)} == {"ok"}
+
+
+@pytest.mark.workflow
+def test_demo_run_audits_clean(demo_run, capsys):
+    code = main(["audit", str(demo_run)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+
+
+@pytest.mark.workflow
+def test_demo_one_byte_in_an_artefact_or_a_raw_file_is_named(workflow_copy):
+    import yaml
+
+    from pannet.sites import raw_files
+
+    results = workflow_copy / "results"
+    table1 = results / "tables/table1.parquet"
+    original = table1.read_bytes()
+    flip_byte(table1, offset=len(original) // 2)
+    st = {f.path: f.status for f in audit(results)}
+    assert st["results/tables/table1.parquet"] == "tampered"
+    assert main(["audit", str(results)]) == 1
+    table1.write_bytes(original)
+    assert {f.status for f in audit(results)} == {"ok"}
+
+    config = yaml.safe_load((workflow_copy / "config/config.yaml").read_text())
+    site = sorted(config["sites"])[0]
+    cwd = os.getcwd()
+    os.chdir(workflow_copy)
+    try:
+        raw = sorted(raw_files(config["sites"][site]))[0]
+    finally:
+        os.chdir(cwd)
+    flip_byte(workflow_copy / raw, offset=len((workflow_copy / raw).read_bytes()) // 2)
+    findings = audit(results)
+    direct = [f for f in findings if f"input {raw} changed since it was made" in f.reasons]
+    assert direct and all(f.status == "stale" for f in direct)
+    assert all(site in f.path for f in direct), [f.path for f in direct]
+    others = [f for f in findings if "/harmonised/" in f.path and f"/{site}/" not in f.path]
+    assert others and {f.status for f in others} == {"ok"}

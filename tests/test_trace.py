@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import _miniproject
+import pytest
 
 from pannet.cli import main
 from pannet.trace import format_trace, trace
@@ -96,3 +97,29 @@ def test_cli_json(mini, capsys):
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     assert out["cell"]["level"] == "<50"
+
+
+@pytest.mark.workflow
+def test_demo_table1_cell_names_raw_files_and_rows(demo_run, root, monkeypatch, capsys):
+    from pannet.io import read_parquet
+
+    monkeypatch.chdir(root)
+    res = trace("results/tables/table1.parquet", row="age <50", column="SG before")
+    t1 = read_parquet(demo_run / "tables/table1.parquet")
+    n = int(t1.loc[(t1["variable"] == "age_group") & (t1["level"] == "<50"), "before_sg_n"].iloc[0])
+    assert res["cell"]["counted"][0].startswith(f"before_sg: {n} rows of ")
+    harmonised = [s for s in res["steps"] if "/harmonised/" in s["path"] and "rows" in s]
+    patient_steps = [s for s in harmonised if s["path"].endswith("patients.parquet")]
+    # Every patient counted is found in exactly one site's harmonised patients table.
+    assert sum(s["rows"]["patient_keys"] for s in patient_steps) == n
+    with_rows = [f for f in res["raw_files"] if f.get("rows")]
+    assert with_rows, "the trace must name raw rows"
+    assert sum(len(f["rows"]) for f in with_rows) >= n
+    assert (
+        main(
+            ["trace", "results/tables/table1.parquet", "--row", "age <50", "--column", "SG before"]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert all(f["path"] in out for f in with_rows)
