@@ -80,19 +80,22 @@ def km_panel(ax, risk_ax, steps: pd.DataFrame, tests: pd.Series | None, title: s
     risk_ax.set_xlim(0, xmax)
     risk_ax.set_ylim(-0.5, len(groups) - 0.5)
     risk_ax.axis("off")
-    risk_ax.text(
-        0,
-        len(groups) - 0.5 + 0.6,
-        "Number at risk",
-        fontsize=6.5,
-        ha="left",
-        va="bottom",
-        transform=risk_ax.transData,
-    )
+    top = len(groups) - 1
+    risk_ax.text(-0.07 * xmax, top + 0.9, "Number at risk", fontsize=6.5, ha="left", va="center")
     for i, g in enumerate(groups):
-        row = len(groups) - 1 - i
+        row = top - i
         counts = n_at_risk(steps[steps["group"] == g].sort_values("time"), ticks)
-        risk_ax.text(-0.02 * xmax, row, g, ha="right", va="center", fontsize=6.5, color=COLOURS[g])
+        # right-aligned left of the axis so the label never touches the t = 0 count
+        risk_ax.text(
+            -0.06 * xmax,
+            row,
+            g,
+            ha="right",
+            va="center",
+            fontsize=6.5,
+            color=COLOURS[g],
+            clip_on=False,
+        )
         for t, c in zip(ticks, counts, strict=True):
             risk_ax.text(t, row, str(c), ha="center", va="center", fontsize=6.5)
 
