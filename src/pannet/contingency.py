@@ -78,28 +78,55 @@ def _log_fact(n: int) -> np.ndarray:
     return np.array([lgamma(i + 1.0) for i in range(n + 1)])
 
 
-def _fisher_two_col(x: np.ndarray) -> float:
-    """Exact p for an r x 2 table: enumerate column-1 counts row by row (vectorised)."""
-    rows = x.sum(axis=1)
-    c1 = int(x[:, 0].sum())
-    n = int(rows.sum())
-    lf = _log_fact(n)
-    # partial states: (count so far in column 1, sum of -log(x_i1! x_i2!))
+def _enumerate_column1(rows: np.ndarray, cap: int, lf: np.ndarray):
+    """Every column-1 allocation of ``rows``: its total and log weight ``-sum log(k! (r-k)!)``."""
     s = np.zeros(1, dtype=np.int64)
     w = np.zeros(1)
-    remaining = np.r_[np.cumsum(rows[::-1])[::-1][1:], 0]
-    for i, ri in enumerate(rows):
+    for ri in rows:
         k = np.arange(ri + 1)
-        s2 = (s[:, None] + k[None, :]).ravel()
-        w2 = (w[:, None] - (lf[k] + lf[ri - k])[None, :]).ravel()
-        # keep states from which the column-1 total c1 is still reachable
-        ok = (s2 <= c1) & (s2 + remaining[i] >= c1)
-        s, w = s2[ok], w2[ok]
+        s = (s[:, None] + k[None, :]).ravel()
+        w = (w[:, None] - (lf[k] + lf[ri - k])[None, :]).ravel()
+        ok = s <= cap
+        s, w = s[ok], w[ok]
         if s.size > _MAX_TABLES:
-            raise ContingencyError(f"table {x.tolist()} is too large for the exact test")
-    w = w[s == c1]
+            raise ContingencyError("table too large for the exact test")
+    return s, w
+
+
+def _fisher_two_col(x: np.ndarray) -> float:
+    """Exact p for an r x 2 table by meet in the middle.
+
+    The rows are split in two halves; each half's column-1 allocations are enumerated, and
+    for every allocation of the first half the second-half allocations that complete the
+    margin and keep the table no more probable than the observed are summed from sorted
+    cumulative sums. Cost about the square root of the number of tables.
+    """
+    rows = x.sum(axis=1)
+    c1 = int(x[:, 0].sum())
+    lf = _log_fact(int(rows.sum()))
     w_obs = -float((lf[x[:, 0]] + lf[x[:, 1]]).sum())
-    return _p_from_logweights(w, w_obs)
+    h = len(rows) // 2
+    sa, wa = _enumerate_column1(rows[:h], c1, lf)
+    sb, wb = _enumerate_column1(rows[h:], c1, lf)
+    o = np.lexsort((wb, sb))
+    sb, wb = sb[o], wb[o]
+    eb = np.exp(wb - wb.max())
+    limit = w_obs + np.log(_FISHER_REL_ERR)
+    num = 0.0
+    den = 0.0
+    for s_a in np.unique(sa):
+        lo, hi = np.searchsorted(sb, [c1 - s_a, c1 - s_a + 1])
+        if lo == hi:
+            continue
+        sel = sa == s_a
+        ea = np.exp(wa[sel] - wa.max())
+        # prefix sums within the segment, smallest first, so that tail sums keep their
+        # precision (a global cumulative sum would cancel them away)
+        cum = np.r_[0.0, np.cumsum(eb[lo:hi])]
+        den += ea.sum() * cum[-1]
+        cut = np.searchsorted(wb[lo:hi], limit - wa[sel], side="right")
+        num += float((ea * cum[cut]).sum())
+    return float(min(1.0, num / den))
 
 
 def _p_from_logweights(w: np.ndarray, w_obs: float) -> float:
@@ -110,36 +137,51 @@ def _p_from_logweights(w: np.ndarray, w_obs: float) -> float:
     return float(min(1.0, p))
 
 
-def _fisher_general(x: np.ndarray) -> float:
-    """Exact p for an r x c table: enumerate rows as compositions within the column sums."""
-    from itertools import product
+def _compositions(total: int, caps: np.ndarray) -> np.ndarray:
+    """All vectors k >= 0 with sum ``total`` and ``k <= caps`` (shape (K, len(caps)))."""
+    out = np.zeros((1, 0), dtype=np.int64)
+    for j, cap in enumerate(caps):
+        if j == len(caps) - 1:
+            last = total - out.sum(axis=1)
+            ok = (last >= 0) & (last <= cap)
+            return np.c_[out[ok], last[ok]]
+        k = np.arange(min(int(cap), total) + 1)
+        out = np.c_[np.repeat(out, k.size, axis=0), np.tile(k, out.shape[0])]
+        out = out[out.sum(axis=1) <= total]
+    return out
 
+
+def _fisher_general(x: np.ndarray) -> float:
+    """Exact p for an r x c table: enumerate rows as compositions within the column sums.
+
+    States are (remaining column sums, log weight) arrays, expanded row by row in numpy;
+    every table keeps its own weight, as the p-value thresholds each table's probability.
+    """
+    if x.shape[1] > x.shape[0]:
+        x = x.T.copy()
     rows = x.sum(axis=1)
     cols = x.sum(axis=0)
-    n = int(rows.sum())
-    lf = _log_fact(n)
-    states: dict[tuple, list[float]] = {tuple(cols.tolist()): [0.0]}
-    # keep every table's weight (the threshold test needs each table's own probability)
+    lf = _log_fact(int(rows.sum()))
+    rem = cols[None, :].astype(np.int64)
+    w = np.zeros(1)
     for ri in rows[:-1]:
-        nxt: dict[tuple, list[float]] = {}
-        for rem, ws in states.items():
-            for comp in product(*(range(min(ri, r) + 1) for r in rem[:-1])):
-                last = ri - sum(comp)
-                if last < 0 or last > rem[-1]:
-                    continue
-                full = (*comp, last)
-                key = tuple(r - c for r, c in zip(rem, full, strict=True))
-                cost = sum(lf[c] for c in full)
-                nxt.setdefault(key, []).extend(v - cost for v in ws)
-        states = nxt
-        if sum(len(v) for v in states.values()) > _MAX_TABLES:
+        comps = _compositions(int(ri), cols)
+        cost = lf[comps].sum(axis=1)
+        chunk = max(1, 4_000_000 // max(1, comps.shape[0] * comps.shape[1]))
+        new_rem, new_w = [], []
+        for s0 in range(0, rem.shape[0], chunk):
+            r = rem[s0 : s0 + chunk]
+            ok = (r[:, None, :] >= comps[None, :, :]).all(axis=2)
+            si, ki = np.nonzero(ok)
+            new_rem.append(r[si] - comps[ki])
+            new_w.append(w[s0 : s0 + chunk][si] - cost[ki])
+        rem = np.concatenate(new_rem)
+        w = np.concatenate(new_w)
+        if w.size > _MAX_TABLES:
             raise ContingencyError(f"table {x.tolist()} is too large for the exact test")
-    w = []
-    for rem, ws in states.items():  # the last row is the remainder
-        cost = sum(lf[c] for c in rem)
-        w.extend(v - cost for v in ws)
+    w = w - lf[rem].sum(axis=1)  # the last row is what remains
     w_obs = -float(lf[x].sum())
-    return _p_from_logweights(np.asarray(w), w_obs)
+    return _p_from_logweights(w, w_obs)
 
 
 def fisher_test(table) -> dict:
