@@ -1,6 +1,8 @@
 # Stage: report - publication audit, replication check, journal tables, the study report.
 from pathlib import Path
 
+from pannet.report.inputs import upstream_artefacts
+
 
 report: "../report/workflow.rst"
 
@@ -36,38 +38,12 @@ REPORT_UPSTREAM = sorted(
 )
 
 
-def produced(path):
-    """True when a rule of the workflow makes ``path`` (or it already exists)."""
-    return any(r.is_producer(path) for r in workflow.rules) or Path(path).exists()
-
-
-def upstream(*, stage=None, suffix=None, name=None):
-    return [
-        p
-        for p in REPORT_UPSTREAM
-        if (stage is None or Path(p).parts[1] == stage)
-        and (suffix is None or Path(p).suffix == suffix)
-        and (name is None or Path(p).name == name)
-        and produced(p)
-    ]
-
-
-def report_tables():
-    return [
-        t for t in config["report"]["tables"] if produced(f"results/tables/{t}.parquet")
-    ]
-
-
 rule publication_audit:
     input:
         published=config["study"]["published"],
         modules=pannet_modules("pannet.pubaudit"),
     output:
-        report(
-            "results/report/publication_audit.parquet",
-            caption="../report/publication_audit.rst",
-            category="Replication",
-        ),
+        "results/report/publication_audit.parquet",
     log:
         "logs/publication_audit/publication_audit.log",
     script:
@@ -77,17 +53,21 @@ rule publication_audit:
 rule replication:
     input:
         published=config["study"]["published"],
-        analysis=lambda wc: upstream(stage="cohort", name="analysis.parquet"),
-        attrition=lambda wc: upstream(stage="cohort", name="attrition.parquet"),
-        matched=lambda wc: upstream(stage="matching", name="matched.parquet"),
-        survival=lambda wc: upstream(stage="survival", suffix=".parquet"),
+        analysis=lambda wc: upstream_artefacts(
+            REPORT_UPSTREAM, workflow.rules, stage="cohort", name="analysis.parquet"
+        ),
+        attrition=lambda wc: upstream_artefacts(
+            REPORT_UPSTREAM, workflow.rules, stage="cohort", name="attrition.parquet"
+        ),
+        matched=lambda wc: upstream_artefacts(
+            REPORT_UPSTREAM, workflow.rules, stage="matching", name="matched.parquet"
+        ),
+        survival=lambda wc: upstream_artefacts(
+            REPORT_UPSTREAM, workflow.rules, stage="survival", suffix=".parquet"
+        ),
         modules=pannet_modules("pannet.replication"),
     output:
-        report(
-            "results/report/replication.parquet",
-            caption="../report/replication.rst",
-            category="Replication",
-        ),
+        "results/report/replication.parquet",
     log:
         "logs/replication/replication.log",
     params:
@@ -123,7 +103,7 @@ rule render_table:
 
 rule study_report:
     input:
-        artefacts=lambda wc: upstream()
+        artefacts=lambda wc: upstream_artefacts(REPORT_UPSTREAM, workflow.rules)
         + [
             "results/report/replication.parquet",
             "results/report/publication_audit.parquet",
@@ -151,7 +131,11 @@ ALL_TARGETS.extend(
 ALL_TARGETS.extend(
     expand(
         "results/report/tables/{table}.{ext}",
-        table=report_tables(),
+        table=[
+            t
+            for t in config["report"]["tables"]
+            if upstream_artefacts([f"results/tables/{t}.parquet"], workflow.rules)
+        ],
         ext=config["report"]["formats"],
     )
 )

@@ -100,3 +100,31 @@ def classify(paths) -> ReportInputs:
     for v in r.figures.values():
         v.sort()
     return r
+
+
+def upstream_artefacts(candidates, rules, *, stage=None, suffix=None, name=None) -> list[str]:
+    """The ``candidates`` paths some workflow rule makes (or that exist), filtered.
+
+    Used by ``workflow/rules/report.smk``: the report consumes what the configured stages
+    produce and omits the rest, so it never asks for a file no rule can make.
+
+    Parameters
+    ----------
+    candidates : iterable of str
+        Paths ``results/<stage>/<file>``.
+    rules : iterable of snakemake Rule
+        ``workflow.rules``.
+    """
+    rules = list(rules)
+    out = []
+    for p in candidates:
+        pp = Path(p)
+        if stage is not None and (len(pp.parts) < 2 or pp.parts[1] != stage):
+            continue
+        if suffix is not None and pp.suffix != suffix:
+            continue
+        if name is not None and pp.name != name:
+            continue
+        if pp.exists() or any(r.is_producer(p) for r in rules):
+            out.append(p)
+    return out
