@@ -93,7 +93,9 @@ class _Risk:
     """Sorted data and the tie structure of a right-censored sample."""
 
     def __init__(self, t, e, X):
-        order = np.lexsort((-e, t))  # by time; deaths first within a time (irrelevant to sums)
+        order = np.lexsort(
+            (-e, t)
+        )  # by time, deaths first within a time: tied deaths are contiguous
         self.order = order
         self.t, self.e, self.X = t[order], e[order], X[order]
         ut, first = np.unique(self.t, return_index=True)
@@ -102,62 +104,81 @@ class _Risk:
         dcount = np.bincount(self.tidx, weights=self.e, minlength=ut.size)
         self.event_times = np.flatnonzero(dcount > 0)
         self.d = dcount[self.event_times].astype(int)
+        self.death_rows = [
+            np.arange(self.first[j], self.first[j] + d)
+            for j, d in zip(self.event_times, self.d, strict=True)
+        ]
 
 
 def _sums(rk: _Risk, beta: np.ndarray, ties: str):
-    """Log partial likelihood, score, information and per-event-time pieces."""
-    X, e = rk.X, rk.e
-    p = X.shape[1]
+    """Log partial likelihood, score, information, and per Efron sub-step pieces.
+
+    Vectorised over event times and their Efron sub-steps (k = 0..d-1 of a tie of d
+    deaths): risk-set sums come from reverse cumulative sums at the first row of each
+    time, tied-death sums from forward cumulative sums over the contiguous death rows.
+    """
+    X = rk.X
+    n, p = X.shape
     xb = X @ beta
     r = np.exp(xb)
-    # reverse cumulative sums give the risk-set sums at each row
-    S0r = np.cumsum(r[::-1])[::-1]
-    S1r = np.cumsum((r[:, None] * X)[::-1], axis=0)[::-1]
-    S2r = np.cumsum((r[:, None, None] * X[:, :, None] * X[:, None, :])[::-1], axis=0)[::-1]
-    loglik = 0.0
-    U = np.zeros(p)
-    info = np.zeros((p, p))
-    pieces = []
-    for j, d in zip(rk.event_times, rk.d, strict=True):
-        start = rk.first[j]
-        rows = np.flatnonzero((rk.tidx == j) & (e == 1))
-        S0, S1, S2 = S0r[start], S1r[start], S2r[start]
-        D0 = r[rows].sum()
-        D1 = (r[rows, None] * X[rows]).sum(axis=0)
-        D2 = (r[rows, None, None] * X[rows, :, None] * X[rows, None, :]).sum(axis=0)
-        loglik += xb[rows].sum()
-        U += X[rows].sum(axis=0)
-        a = np.arange(d) / d if ties == "efron" else np.zeros(d)
-        den = S0 - a * D0
-        mu = (S1[None, :] - a[:, None] * D1[None, :]) / den[:, None]
-        loglik -= np.log(den).sum()
-        U -= mu.sum(axis=0)
-        info += ((S2[None] - a[:, None, None] * D2[None]) / den[:, None, None]).sum(axis=0)
-        info -= np.einsum("ki,kj->ij", mu, mu)
-        pieces.append((start, rows, a, den, mu))
-    return loglik, U, info, pieces, r
+    rX = r[:, None] * X
+    rXX = rX[:, :, None] * X[:, None, :]
+    starts = rk.first[rk.event_times]
+    d = rk.d
+    S0 = np.cumsum(r[::-1])[::-1][starts]
+    S1 = np.cumsum(rX[::-1], axis=0)[::-1][starts]
+    S2 = np.cumsum(rXX[::-1], axis=0)[::-1][starts]
+
+    def tie_sum(v):
+        c = np.concatenate([np.zeros((1, *v.shape[1:])), np.cumsum(v, axis=0)])
+        return c[starts + d] - c[starts]
+
+    D0, D1, D2 = tie_sum(r), tie_sum(rX), tie_sum(rXX)
+    jj = np.repeat(np.arange(starts.size), d)  # event time of each sub-step
+    k = np.arange(jj.size) - np.repeat(np.cumsum(d) - d, d)
+    a = k / d[jj] if ties == "efron" else np.zeros(jj.size)
+    den = S0[jj] - a * D0[jj]
+    mu = (S1[jj] - a[:, None] * D1[jj]) / den[:, None]
+    deaths = np.concatenate(rk.death_rows) if rk.death_rows else np.zeros(0, int)
+    loglik = float(xb[deaths].sum() - np.log(den).sum())
+    U = X[deaths].sum(axis=0) - mu.sum(axis=0)
+    info = ((S2[jj] - a[:, None, None] * D2[jj]) / den[:, None, None]).sum(axis=0)
+    info -= mu.T @ mu
+    return loglik, U, info, (starts, jj, a, den, mu, deaths), r
 
 
 def _score_residuals(rk: _Risk, beta, ties) -> np.ndarray:
-    """Per-subject score residuals (sorted order), Efron-weighted as R's coxscore2."""
-    _, _, _, pieces, r = _sums(rk, beta, ties)
+    """Per-subject score residuals (sorted order), Efron-weighted as R's coxscore2.
+
+    Everyone at risk at an event time carries the full compensator
+    r_i sum_k (x_i - mu_k) / den_k, except the tied deaths, whose risk weight at
+    sub-step k is (1 - k/d); each death adds x_i - mean_k(mu_k).
+    """
+    _, _, _, (starts, jj, a, den, mu, deaths), r = _sums(rk, beta, ties)
     X = rk.X
     n, p = X.shape
-    resid = np.zeros((n, p))
-    for start, rows, a, den, mu in pieces:
-        dh = 1.0 / den  # hazard increment per unit risk at each Efron sub-step
-        # everyone at risk (rows >= start) carries the full compensator ...
-        h = dh.sum()
-        hx = (dh[:, None] * mu).sum(axis=0)
-        risk = slice(start, n)
-        resid[risk] -= r[risk, None] * (X[risk] * h - hx[None, :])
-        # ... except the tied deaths, whose risk weight at sub-step k is (1 - k/d)
-        w = 1.0 - a
-        h_d = (w * dh).sum()
-        hx_d = ((w * dh)[:, None] * mu).sum(axis=0)
-        resid[rows] += r[rows, None] * (X[rows] * h - hx[None, :])
-        resid[rows] -= r[rows, None] * (X[rows] * h_d - hx_d[None, :])
-        resid[rows] += X[rows] - mu.mean(axis=0)[None, :]
+    m = starts.size
+    dh = 1.0 / den
+    h = np.bincount(jj, weights=dh, minlength=m)
+    hx = np.zeros((m, p))
+    np.add.at(hx, jj, dh[:, None] * mu)
+    w = 1.0 - a
+    h_d = np.bincount(jj, weights=w * dh, minlength=m)
+    hx_d = np.zeros((m, p))
+    np.add.at(hx_d, jj, (w * dh)[:, None] * mu)
+    mbar = np.zeros((m, p))
+    np.add.at(mbar, jj, mu)
+    mbar /= np.bincount(jj, minlength=m)[:, None]
+    # row i is at risk at every event time whose first row is <= i (rows sorted by time)
+    last = np.searchsorted(starts, np.arange(n), side="right") - 1
+    H = np.concatenate([[0.0], np.cumsum(h)])[last + 1]
+    HX = np.concatenate([np.zeros((1, p)), np.cumsum(hx, axis=0)])[last + 1]
+    resid = -r[:, None] * (X * H[:, None] - HX)
+    jd = np.repeat(np.arange(m), np.diff(np.append(np.cumsum(rk.d) - rk.d, deaths.size)))
+    rd = r[deaths, None]
+    resid[deaths] += rd * (X[deaths] * h[jd, None] - hx[jd])
+    resid[deaths] -= rd * (X[deaths] * h_d[jd, None] - hx_d[jd])
+    resid[deaths] += X[deaths] - mbar[jd]
     return resid
 
 
