@@ -25,12 +25,11 @@ SHARE_TABLES = [
 ]
 
 
-def diagnostics_survival_tests(wildcards):
-    return [
-        f"results/survival/{p}_{e}_tests.parquet"
-        for p in DIAG_POPULATIONS
-        for e in DIAG_ENDPOINTS
-    ]
+DIAG_SURVIVAL_TESTS = [
+    f"results/survival/{p}_{e}_tests.parquet"
+    for p in DIAG_POPULATIONS
+    for e in DIAG_ENDPOINTS
+]
 
 
 rule diagnostics:
@@ -45,7 +44,7 @@ rule diagnostics:
             if "sensitivity" in DIAG_POPULATIONS
             else []
         ),
-        survival_tests=diagnostics_survival_tests,
+        survival_tests=DIAG_SURVIVAL_TESTS,
         modules=pannet_modules("pannet.diagnostics"),
     output:
         **{
@@ -115,7 +114,7 @@ rule share_bundle:
             for name in SHARE_TABLES
             if name != "survival_tests"
         },
-        survival_tests=diagnostics_survival_tests,
+        survival_tests=DIAG_SURVIVAL_TESTS,
         modules=pannet_modules("pannet.share"),
     output:
         tables=expand("results/share/{name}.csv", name=SHARE_TABLES),
