@@ -156,8 +156,6 @@ def test_issue_values_of_personal_columns_are_redacted():
             "message": "m",
         }
     )
-    p = pd.DataFrame({"source_row": [1, 2]})
-    t = pd.DataFrame({"source_row": [1]})
-    q = issues_table(issues, dictionary, p, t)
+    q = issues_table(issues, dictionary)
     assert list(q["value"]) == ["<redacted>", "X", "<redacted>", "<redacted>"]
     assert list(q["table"]) == ["patients", "patients", "patients", "treatments"]

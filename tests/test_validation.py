@@ -137,12 +137,14 @@ def test_cdm_suite_date_order_codes_and_unknown_patients():
     frames = validation.cdm_frames(p, t, patients_file="p.csv", treatments_file="t.csv")
     res = validation.run_suite("a", "cdm", frames)
     fails = _failures(res)
-    assert fails[("patients", "death_date", "date_order")] == [2]
+    assert fails[("patients", "death_date", "death_after_diagnosis")] == [2]
     assert fails[("patients", "who_grade", "code_set")] == [3]
-    assert fails[("patients", "age_at_diagnosis_days", "date_order")] == [3]
+    assert fails[("patients", "age_at_diagnosis_days", "diagnosis_after_birth")] == [3]
     assert sorted(fails[("treatments", "patient_key", "unknown_patient")]) in ([2], [3])
     assert fails[("treatments", "treatment", "code_set")] == [4]
-    assert fails[("treatments", "start_date", "date_order")] == [4]  # before diagnosis
+    assert fails[("treatments", "start_date", "treatment_after_diagnosis")] == [
+        4
+    ]  # before diagnosis
     q = validation.combine_quarantine(validation.quarantine_from_results(res))
     death = q[(q["table"] == "patients") & (q["column"] == "death_date")].iloc[0]
     assert death["value"] == "death_date=2004-06-01; diagnosis_date=2005-01-01"

@@ -77,31 +77,16 @@ def _conform(df: pd.DataFrame, schema: dict[str, tuple[str, str]]) -> pd.DataFra
     return out.sort_values("source_row", kind="stable", ignore_index=True)
 
 
-def issues_table(
-    issues: pd.DataFrame, dictionary: dict, patients: pd.DataFrame, treatments: pd.DataFrame
-) -> pd.DataFrame:
-    """:func:`pannet.sites.to_cdm` issues as quarantine rows, personal values redacted.
-
-    The table (patients / treatments) of each issue is found from its file and row: a
-    REDCap export holds both tables in one file, but each row number belongs to one.
-    """
+def issues_table(issues: pd.DataFrame, dictionary: dict) -> pd.DataFrame:
+    """:func:`pannet.sites.to_cdm` issues as quarantine rows, personal values redacted."""
     personal = personal_raw_columns(dictionary)
     q = issues.copy()
-    p_rows = set(patients["source_row"].dropna().astype(int))
-    t_rows = set(treatments["source_row"].dropna().astype(int))
-    pfile = dictionary["files"][dictionary["patients"]["file"]]["path"]
-    tfile = dictionary["files"][dictionary["treatments"]["file"]]["path"]
-
-    def table_of(file: str, row: int) -> str:
-        in_p = str(file).endswith(pfile) and row in p_rows
-        in_t = str(file).endswith(tfile) and row in t_rows
-        if in_p and not in_t:
-            return "patients"
-        if in_t and not in_p:
-            return "treatments"
-        return "patients" if str(file).endswith(pfile) and pfile != tfile else "treatments"
-
-    q["table"] = [table_of(f, int(r)) for f, r in zip(q["file"], q["source_row"], strict=True)]
+    # The CDM column says the table (an xlsx workbook or a REDCap export holds both tables
+    # in one file, so neither file nor row number does); local_id issues are the patient
+    # identifier's, except a treatment naming no known patient.
+    treatment_only = set(cdm.TREATMENT_COLUMNS) - set(cdm.PATIENT_COLUMNS)
+    is_t = q["cdm_column"].isin(treatment_only) | (q["rule"] == "unknown_patient")
+    q["table"] = is_t.map({True: "treatments", False: "patients"})
     redact = q["column"].isin(personal) | q["cdm_column"].isin(["local_id", "birth_date"])
     q["value"] = q["value"].astype("string").mask(redact, REDACTED)
     q["stage"] = "harmonise"
@@ -138,4 +123,4 @@ def harmonise_site(
     p, t = harmonise_tables(
         site_id, patients, treatments, kind=dictionary["identifier"]["kind"], key=key
     )
-    return p, t, issues_table(issues, dictionary, p, t)
+    return p, t, issues_table(issues, dictionary)

@@ -88,7 +88,10 @@ RULE_TEXT: dict[str, str] = {
     "duplicate_key": "the identifier is unique",
     "unknown_patient": "the treatment refers to a known patient",
     "date_plausible": "the date lies in the plausible window",
-    "date_order": "the dates are in their natural order",
+    "diagnosis_after_birth": "birth precedes diagnosis",
+    "death_after_diagnosis": "death does not precede diagnosis",
+    "treatment_after_diagnosis": "a treatment does not precede diagnosis",
+    "last_followup_after_treatment": "a treatment does not start after the last follow-up",
     "code_set": "the value is in the CDM code set",
     "single_choice": "at most one option is checked",
 }
@@ -390,7 +393,7 @@ def cdm_frames(
             )
         )
     for col, (lo, hi) in _PATIENT_RANGES.items():
-        rule = "date_order" if col == "age_at_diagnosis_days" else "range"
+        rule = "diagnosis_after_birth" if col == "age_at_diagnosis_days" else "range"
         pf.checks.append(
             Check(
                 "ExpectColumnValuesToBeBetween",
@@ -399,8 +402,7 @@ def cdm_frames(
                 col,
                 col,
                 value_columns=(col,),
-                details=f"[{lo}, {hi}]"
-                + (" (birth before diagnosis)" if rule == "date_order" else ""),
+                details=f"[{lo}, {hi}]" + (" (birth before diagnosis)" if rule != "range" else ""),
             )
         )
     for col in _DATES:
@@ -415,7 +417,7 @@ def cdm_frames(
                     "or_equal": True,
                     "ignore_row_if": "either_value_is_missing",
                 },
-                "date_order",
+                date_rule(later, earlier),
                 later,
                 later,
                 value_columns=(later, earlier),
@@ -483,10 +485,10 @@ def cdm_frames(
     )
     for col in ("start_date", "end_date"):
         tf.checks.append(_date_window(col, lo_d, hi_d))
-    for later, earlier in (
-        ("end_date", "start_date"),
-        ("start_date", "patient.diagnosis_date"),
-        ("patient.last_followup_date", "start_date"),
+    for later, earlier, rule in (
+        ("end_date", "start_date", "treatment_end_after_start"),
+        ("start_date", "patient.diagnosis_date", "treatment_after_diagnosis"),
+        ("patient.last_followup_date", "start_date", "last_followup_after_treatment"),
     ):
         col = earlier if later.startswith("patient.") else later
         tf.checks.append(
@@ -498,7 +500,7 @@ def cdm_frames(
                     "or_equal": True,
                     "ignore_row_if": "either_value_is_missing",
                 },
-                "date_order",
+                rule,
                 col,
                 col,
                 value_columns=(later, earlier),
@@ -506,6 +508,11 @@ def cdm_frames(
             )
         )
     return [pf, tf]
+
+
+def date_rule(later: str, earlier: str) -> str:
+    """Rule name of a date-order check, e.g. ``death_after_diagnosis``."""
+    return f"{later.removesuffix('_date')}_after_{earlier.removesuffix('_date')}"
 
 
 def _date_window(col: str, lo: pd.Timestamp, hi: pd.Timestamp) -> Check:
@@ -667,6 +674,12 @@ def combine_quarantine(*parts: pd.DataFrame) -> pd.DataFrame:
             {"t": q["table"], "r": q["source_row"], "c": key, "u": q["rule"]}
         ).duplicated()
     ]
+    # A CDM-stage failure on a cell already flagged upstream (e.g. `required` after an
+    # unknown code became NA) is a consequence, not a second defect: keep the root cause.
+    key = q["cdm_column"].fillna(q["column"])
+    cell = pd.Series(list(zip(q["table"], q["source_row"], key, strict=True)), index=q.index)
+    upstream = set(cell[q["stage"] != "cdm"])
+    q = q.loc[~((q["stage"] == "cdm") & cell.isin(upstream))]
     q = q.sort_values(["table", "source_row", "column", "rule"], kind="stable", ignore_index=True)
     return _typed(q, QUARANTINE_COLUMNS)
 
@@ -794,6 +807,15 @@ def validate_raw_site(site: str, site_cfg: dict, dictionary_path: str) -> pd.Dat
     return run_suite(site, "raw", raw_frames(site, raw, dictionary))
 
 
+def raw_column(dictionary: dict, cdm_column: str) -> str:
+    """The export's column behind a CDM column (the CDM name when none: derived or key)."""
+    for table in ("patients", "treatments"):
+        spec = dictionary[table]["columns"].get(cdm_column)
+        if spec and "source" in spec and spec.get("derive") is None:
+            return spec["source"]
+    return cdm_column
+
+
 def site_files(site_cfg: dict, dictionary: dict) -> dict[str, str]:
     """Table -> the file it is read from, as quarantine rows name it."""
     from pathlib import Path
@@ -846,9 +868,9 @@ def validate_cdm_site(
         latest_date=latest_date,
     )
     results = run_suite(site, "cdm", frames)
+    cdm_q = quarantine_from_results(results)
+    cdm_q["column"] = cdm_q["cdm_column"].map(lambda c: raw_column(dictionary, c)).astype("string")
     quarantine = combine_quarantine(
-        quarantine_from_results(read_parquet(raw_results)),
-        read_parquet(issues),
-        quarantine_from_results(results),
+        quarantine_from_results(read_parquet(raw_results)), read_parquet(issues), cdm_q
     )
     return results, quarantine, {"patients": len(p), "treatments": len(t)}
