@@ -251,10 +251,32 @@ def _row_tag(rel: str, record: dict) -> str:
     return named if isinstance(named, str) else Path(rel).stem
 
 
-def _raw_target(tag: str, raw: list[str], site: str) -> list[str]:
+def _dictionary_file(root: Path, tag: str, raw: list[str]) -> list[str]:
+    """The raw file a site data dictionary (an input of the step) names for table ``tag``."""
+    import yaml
+
+    for r in raw:
+        if Path(r).suffix not in (".yaml", ".yml") or not (root / r).exists():
+            continue
+        try:
+            files = (yaml.safe_load((root / r).read_text()) or {}).get("files") or {}
+        except yaml.YAMLError:
+            continue
+        spec = files.get(tag) if isinstance(files, dict) else None
+        if isinstance(spec, dict) and spec.get("path"):
+            hits = [x for x in raw if Path(x).name == Path(spec["path"]).name]
+            if hits:
+                return hits
+    return []
+
+
+def _raw_target(tag: str, raw: list[str], site: str, root: Path | None = None) -> list[str]:
     """Which raw file(s) of ``raw`` the rows tagged ``tag`` at ``site`` refer to."""
     if tag in raw:
         return [tag]
+    named = _dictionary_file(root, tag, raw) if root is not None else []
+    if named:
+        return named
     data = [r for r in raw if Path(r).suffix.lower() in RAW_DATA_SUFFIXES]
     at_site = [r for r in data if site in Path(r).parts or site in Path(r).name] or data
     stem = tag.lower().rstrip("s")
@@ -399,7 +421,7 @@ def trace(
             raw_inputs = [p for p in inputs if p in raw]
             if site_rows.get(rel) and raw_inputs:
                 for s, t in {(s, t) for s, _, t in site_rows[rel]}:
-                    for f in _raw_target(t, raw_inputs, s):
+                    for f in _raw_target(t, raw_inputs, s, root):
                         raw_rows[f].update(r for ss, r, tt in site_rows[rel] if (ss, tt) == (s, t))
         steps.append(step)
     return {
