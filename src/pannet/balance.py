@@ -218,7 +218,7 @@ def love_plot(balance: pd.DataFrame, path, flag: float = 10.0, title: str | None
     ax.axvline(flag, color="grey", linestyle="--", linewidth=0.8)
     ax.set_yticks(y, labels, fontsize=7)
     ax.set_xlabel("absolute standardised mean difference (x 100)")
-    ax.legend(loc="lower right", fontsize=7, frameon=False)
+    ax.legend(loc="upper right", fontsize=7, frameon=True)
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
