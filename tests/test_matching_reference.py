@@ -152,6 +152,7 @@ def test_smd_lalonde_matched(lalonde):
     assert abs(smd_overall(x["race"], t, lv) - s["race_yd_after"][0]) < 1e-10
 
 
+@pytest.mark.workflow
 def test_demo_glm_pairs_and_smd_equal_r(demo_run, rscript, tmp_path):
     """The demo analysis data: glm, the pairs of the workflow and balance against R."""
     from pannet.config import load_config
