@@ -159,3 +159,17 @@ def test_issue_values_of_personal_columns_are_redacted():
     q = issues_table(issues, dictionary)
     assert list(q["value"]) == ["<redacted>", "X", "<redacted>", "<redacted>"]
     assert list(q["table"]) == ["patients", "patients", "patients", "treatments"]
+
+
+def test_personnummer_century_from_the_diagnosis_date():
+    from pannet.harmonise import personnummer_birth_dates
+    from pannet.sites import luhn_digit
+
+    pnr = "131104-901" + str(luhn_digit("131104901"))
+    got = personnummer_birth_dates(
+        pd.Series([pnr, pnr, pnr]), pd.to_datetime(pd.Series(["1997-05-16", "2014-01-01", None]))
+    )
+    # diagnosed 1997: born 1913 (the '-' separator alone would say 2013)
+    assert got.iloc[0] == pd.Timestamp("1913-11-04")
+    assert got.iloc[1] == pd.Timestamp("2013-11-04")
+    assert got.iloc[2] == pd.Timestamp("2013-11-04")  # no diagnosis date: separator rule

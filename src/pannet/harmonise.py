@@ -38,8 +38,48 @@ def age_at_diagnosis_days(birth_date: pd.Series, diagnosis_date: pd.Series) -> p
     return (diagnosis_date - birth_date).dt.days.astype("Int64")
 
 
+def personnummer_birth_dates(local_id: pd.Series, diagnosis_date: pd.Series) -> pd.Series:
+    """Birth dates of 10-digit personnummer, the century fixed by the diagnosis date.
+
+    ``YYMMDD-NNNC`` names the century only through its separator (``+`` from the year the
+    person turns 100), which depends on when the number was written, unknown for an
+    export. The birth date is the latest date with these YYMMDD not after the diagnosis
+    date (nobody is diagnosed before birth nor, plausibly, past 100); without a
+    diagnosis date, the separator rule as of today decides
+    (:func:`pannet.sites.personnummer_birth_date`).
+    """
+    from datetime import date
+
+    from pannet.sites import personnummer_birth_date
+
+    out = []
+    for pnr, dx in zip(local_id.tolist(), diagnosis_date.tolist(), strict=True):
+        fallback = personnummer_birth_date(pnr) if isinstance(pnr, str) else None
+        if fallback is None or pd.isna(dx):
+            out.append(fallback)
+            continue
+        yy, mm, dd = fallback.year % 100, fallback.month, fallback.day
+        year = dx.year - (dx.year - yy) % 100
+        try:
+            born = date(year, mm, dd)
+            if born > dx.date():
+                born = date(year - 100, mm, dd)
+        except ValueError:  # 29 February in a year that has none
+            born = fallback
+        out.append(born)
+    return pd.to_datetime(pd.Series(out, index=local_id.index, dtype=object)).astype(
+        "datetime64[ns]"
+    )
+
+
 def harmonise_tables(
-    site_id: str, patients: pd.DataFrame, treatments: pd.DataFrame, *, kind: str, key: bytes
+    site_id: str,
+    patients: pd.DataFrame,
+    treatments: pd.DataFrame,
+    *,
+    kind: str,
+    key: bytes,
+    birth_from_personnummer: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Pseudonymise CDM tables that still carry ``local_id`` and ``birth_date``.
 
@@ -52,6 +92,9 @@ def harmonise_tables(
         The identifier kind (site dictionary ``identifier.kind``).
     key : bytes
         The pseudonymisation key (:func:`pannet.pseudonym.resolve_key`).
+    birth_from_personnummer : bool
+        The birth date is the one the personnummer encodes: its century is taken from
+        the diagnosis date (:func:`personnummer_birth_dates`).
 
     Returns
     -------
@@ -62,6 +105,8 @@ def harmonise_tables(
     t = treatments.copy()
     p["patient_key"] = pseudonymise(p["local_id"], kind=kind, site=site_id, key=key)
     t["patient_key"] = pseudonymise(t["local_id"], kind=kind, site=site_id, key=key)
+    if birth_from_personnummer:
+        p["birth_date"] = personnummer_birth_dates(p["local_id"], p["diagnosis_date"])
     p["age_at_diagnosis_days"] = age_at_diagnosis_days(p["birth_date"], p["diagnosis_date"])
     p = _conform(p, cdm.HARMONISED_PATIENT_COLUMNS)
     t = _conform(t, cdm.HARMONISED_TREATMENT_COLUMNS)
@@ -120,7 +165,13 @@ def harmonise_site(
 
     raw = read_raw(site_id, site_cfg, dictionary)
     patients, treatments, issues = to_cdm(site_id, raw, dictionary)
+    birth = dictionary["patients"]["columns"].get("birth_date", {})
     p, t = harmonise_tables(
-        site_id, patients, treatments, kind=dictionary["identifier"]["kind"], key=key
+        site_id,
+        patients,
+        treatments,
+        kind=dictionary["identifier"]["kind"],
+        key=key,
+        birth_from_personnummer=birth.get("derive") == "personnummer_birth_date",
     )
     return p, t, issues_table(issues, dictionary)
