@@ -71,3 +71,49 @@ def load_config(path: str | Path = PROJECT_ROOT / "config" / "config.yaml") -> d
 
     with open(path, encoding="utf-8") as fh:
         return validate_config(yaml.safe_load(fh) or {})
+
+
+def _describe(name: str, schema: dict, depth: int, lines: list[str]) -> None:
+    kind = schema.get("type") or ("enum" if "enum" in schema else "")
+    if "enum" in schema:
+        kind = " / ".join(map(str, schema["enum"]))
+    elif isinstance(kind, list):
+        kind = " or ".join(kind)
+    default = schema.get("default", "-")
+    desc = " ".join(str(schema.get("description", "")).split())
+    lines.append(f"| `{name}` | {kind} | `{default}` | {desc} |")
+    for sub, subschema in (schema.get("properties") or {}).items():
+        _describe(f"{name}.{sub}", subschema, depth + 1, lines)
+
+
+def schema_markdown(schema_dir: Path = SCHEMA_DIR) -> str:
+    """Markdown reference of every configuration key (``config/README.md`` is made from it)."""
+    out = [
+        "# Configuration reference",
+        "",
+        "`config/config.yaml` holds the study's settings. Every key below is validated against",
+        "its JSON schema in `workflow/schemas/config/<section>.schema.yaml` when the workflow",
+        "starts; a key left out takes its default. A site's own export is described by its data",
+        "dictionary, `config/sites/<site>.yaml` (schema: `workflow/schemas/site.schema.yaml`).",
+        "To run on real exports: point `sites.<id>.data_dir` at them, set `study.synthetic: false`",
+        "and give the pseudonymisation key (see `pseudonymisation`).",
+        "",
+        "This file is generated: `python -m pannet.config > config/README.md`.",
+        "",
+    ]
+    for section, schema in schema_fragments(schema_dir).items():
+        desc = " ".join(str(schema.get("description", "")).split())
+        out += [f"## `{section}`", "", desc, "", "| key | type | default | meaning |", "|---|---|---|---|"]
+        lines: list[str] = []
+        props = schema.get("properties") or {}
+        if props:
+            for key, sub in props.items():
+                _describe(f"{section}.{key}", sub, 1, lines)
+        else:
+            _describe(section, schema, 0, lines)
+        out += lines + [""]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(schema_markdown(), end="")
