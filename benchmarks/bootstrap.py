@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -77,21 +76,6 @@ cat(jsonlite::toJSON(list(seconds = jsonlite::unbox(el), log_hr = out[, 1], n_pa
 """
 
 
-def synthetic_cohort(n: int = 194, seed: int = 1) -> pd.DataFrame:
-    """A cohort shaped like the analysis table (Table 1 categories, OS), for when no run exists."""
-    rng = np.random.default_rng(seed)
-    df = pd.DataFrame(
-        {k: pd.array(rng.choice(v, n), dtype="string") for k, v in TABLE1_LEVELS.items()}
-    )
-    lin = -0.8 + 0.6 * (df.age_group == "<50") - 0.5 * (df.charlson_group == ">=4")
-    df["treated"] = (rng.random(n) < 1 / (1 + np.exp(-lin.to_numpy(float)))).astype(np.int64)
-    days = np.round(rng.exponential(2500 * (1 + 0.5 * df.treated), n)).clip(1)
-    cens = np.round(rng.uniform(300, 7000, n))
-    df["os_years"] = np.minimum(days, cens) / 365.25
-    df["os_event"] = (days <= cens).astype(np.int64)
-    return df
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("analysis", nargs="?", default=str(ROOT / "results/cohort/analysis.parquet"))
@@ -110,7 +94,7 @@ def main(argv=None) -> int:
         df = read_parquet(args.analysis)
         source = args.analysis
     else:
-        df = synthetic_cohort()
+        df = bs.synthetic_cohort()
         source = f"synthetic cohort (n=194; {args.analysis} not found - run `make run` first)"
     matching = {"caliper": 0.2, "std_caliper": True, "order": "largest", "distance": "logit"}
     data = bs.prepare(df, "full", covs, source=source)

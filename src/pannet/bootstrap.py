@@ -358,6 +358,45 @@ def summarise(
 
 
 # ---------------------------------------------------------------------------
+# A stand-in cohort (tests, benchmark)
+def synthetic_cohort(n: int = 194, seed: int = 1) -> pd.DataFrame:
+    """A random cohort shaped like ``analysis.parquet`` (Table 1 categories, treated, OS).
+
+    SYNTHETIC: for tests and the benchmark when no demo run exists. OS times are whole
+    days (as in the data), so tied times occur, and more so in a resample.
+    """
+    from pannet.cdm import TABLE1_LEVELS
+
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame(
+        {k: pd.array(rng.choice(v, n), dtype="string") for k, v in TABLE1_LEVELS.items()}
+    )
+    lin = -0.8 + 0.6 * (df.age_group == "<50") - 0.5 * (df.charlson_group == ">=4")
+    df["treated"] = (rng.random(n) < 1 / (1 + np.exp(-lin.to_numpy(float)))).astype(np.int64)
+    days = np.round(rng.exponential(2500 * (1 + 0.5 * df["treated"]), n)).clip(1)
+    cens = np.round(rng.uniform(300, 7000, n))
+    df["os_years"] = np.minimum(days, cens) / 365.25
+    df["os_event"] = (days <= cens).astype(np.int64)
+    df["site"] = pd.array(rng.choice(["uppsala", "gothenburg", "boston"], n), dtype="string")
+    return df
+
+
+def synthetic_matched(df: pd.DataFrame, covariates: Sequence[str]) -> pd.DataFrame:
+    """The matched rows (with ``pair_id``) of a cohort, by the main-path matching."""
+    from pannet import matching as match_mod
+
+    X, _ = match_mod.design_matrix(df, list(covariates))
+    fit = match_mod.fit_logistic(X, df["treated"].to_numpy(dtype=float))
+    tp, cp, _, _ = match_mod.match_nearest_arrays(
+        np.round(fit.linear_predictor, DIST_DECIMALS), df["treated"].to_numpy()
+    )
+    pid = np.arange(1, tp.size + 1)
+    t = df.iloc[tp].assign(pair_id=pid)
+    c = df.iloc[cp].assign(pair_id=pid)
+    return pd.concat([t, c], ignore_index=True)
+
+
+# ---------------------------------------------------------------------------
 # Main path (reference for the tests): one replicate on the resampled rows
 def replicate_main(
     data_df: pd.DataFrame,

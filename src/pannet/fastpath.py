@@ -228,7 +228,8 @@ def greedy_match(
         x = dist[rows, tk]
         diff = np.where(avail, np.abs(dist - x[:, None]), np.inf)
         j = np.argmin(diff, axis=1)
-        ok = act & (diff[rows, j] <= cal)
+        dj = diff[rows, j]
+        ok = act & (dj <= cal) & (dj < np.inf)  # inf: no free control left
         partner[rows[ok], tk[ok]] = j[ok]
         avail[rows[ok], j[ok]] = False
     return partner
