@@ -12,7 +12,8 @@ Three steps, each usable on its own:
 
 - :func:`read_raw` reads every raw table as *strings exactly as exported* (no parsing) with
   a ``source_row`` column (1-based data row in that file) and the file in
-  ``df.attrs["file"]``. Excel cells are rendered as text: date cells as ISO
+  ``df.attrs["file"]``; in a worksheet ``source_row`` is the Excel row number minus the
+  header row (blank rows are skipped, not renumbered). Excel cells are rendered as text: date cells as ISO
   ``YYYY-MM-DD`` (``YYYY-MM-DDTHH:MM:SS`` when they carry a time), integral numbers without
   a decimal part, other numbers with Python's ``repr``, empty cells as ``""``. Structural
   problems raise :class:`StructuralError` naming site, file, column and rule, with the fix.
@@ -20,7 +21,7 @@ Three steps, each usable on its own:
   becomes NA and an issue row (site, file, source_row, column, value, rule) is recorded.
 - :func:`column_specs` lists every raw column's rule, for the validation suite.
 
-Only pandas, yaml and jsonschema are imported (openpyxl when an xlsx file is read).
+Only pandas, yaml and jsonschema are imported (xlsx is read with zipfile + ElementTree).
 """
 
 from __future__ import annotations
@@ -410,10 +411,75 @@ def _cell_text(v: object) -> str:
     return str(v)
 
 
-def _read_xlsx(site: str, path: Path, sheet: str) -> pd.DataFrame:
-    import zipfile
+_NS_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_NS_REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+_NS_PKG_REL = "{http://schemas.openxmlformats.org/package/2006/relationships}"
+_BUILTIN_DATE_FORMATS = set(range(14, 23)) | {45, 46, 47}
 
-    import openpyxl
+
+def _is_date_format(code: str) -> bool:
+    code = re.sub(r'"[^"]*"|\[[^\]]*\]|\\.', "", code)  # quoted text, [colour], escapes
+    return bool(re.search(r"[dmyhs]", code, flags=re.IGNORECASE))
+
+
+def _xlsx_parts(z) -> tuple[dict[str, str], list[str], set[int], bool]:
+    """Sheet name -> part path, shared strings, date style indexes, 1904 date system."""
+    import xml.etree.ElementTree as ET
+
+    wb = ET.fromstring(z.read("xl/workbook.xml"))
+    rels = ET.fromstring(z.read("xl/_rels/workbook.xml.rels"))
+    target = {r.get("Id"): r.get("Target") for r in rels.iter(f"{_NS_PKG_REL}Relationship")}
+    sheets = {}
+    for sh in wb.iter(f"{_NS_MAIN}sheet"):
+        t = target[sh.get(f"{_NS_REL}id")]
+        sheets[sh.get("name")] = t.lstrip("/") if t.startswith("/") else "xl/" + t
+    pr = wb.find(f"{_NS_MAIN}workbookPr")
+    date1904 = pr is not None and pr.get("date1904") in ("1", "true")
+    shared: list[str] = []
+    if "xl/sharedStrings.xml" in z.namelist():
+        for si in ET.fromstring(z.read("xl/sharedStrings.xml")).iter(f"{_NS_MAIN}si"):
+            shared.append("".join(t.text or "" for t in si.iter(f"{_NS_MAIN}t")))
+    dates: set[int] = set()
+    if "xl/styles.xml" in z.namelist():
+        st = ET.fromstring(z.read("xl/styles.xml"))
+        custom = {
+            int(f.get("numFmtId")): f.get("formatCode", "") for f in st.iter(f"{_NS_MAIN}numFmt")
+        }
+        xfs = st.find(f"{_NS_MAIN}cellXfs")
+        for k, xf in enumerate(xfs if xfs is not None else []):
+            fid = int(xf.get("numFmtId", 0))
+            if fid in _BUILTIN_DATE_FORMATS or (fid in custom and _is_date_format(custom[fid])):
+                dates.add(k)
+    return sheets, shared, dates, date1904
+
+
+def _col_index(ref: str) -> int:
+    j = 0
+    for ch in ref:
+        if ch.isalpha():
+            j = j * 26 + ord(ch.upper()) - 64
+        else:
+            break
+    return j - 1
+
+
+def _serial_text(v: str, date1904: bool) -> str:
+    from datetime import timedelta
+
+    x = float(v)
+    base = datetime(1904, 1, 1) if date1904 else datetime(1899, 12, 30)
+    return _cell_text(base + timedelta(days=x))
+
+
+def _read_xlsx(site: str, path: Path, sheet: str) -> pd.DataFrame:
+    """Stream one worksheet as text (see the module docstring for the rendering of cells).
+
+    A small SpreadsheetML reader (zipfile + ElementTree.iterparse) instead of openpyxl's
+    read-only mode, which is 10x slower on a 100k-patient export. ``source_row`` is the
+    sheet's row number minus the header row, so it points at the row a person sees in Excel.
+    """
+    import xml.etree.ElementTree as ET
+    import zipfile
 
     if not path.exists():
         _fail(
@@ -424,8 +490,9 @@ def _read_xlsx(site: str, path: Path, sheet: str) -> pd.DataFrame:
             "export it there, or correct 'path' in the site dictionary / data_dir in config.yaml",
         )
     try:
-        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, OSError, KeyError, ValueError) as exc:
+        z = zipfile.ZipFile(path)
+        sheets, shared, dates, date1904 = _xlsx_parts(z)
+    except (zipfile.BadZipFile, OSError, KeyError, ValueError, ET.ParseError) as exc:
         _fail(
             site,
             path,
@@ -433,37 +500,81 @@ def _read_xlsx(site: str, path: Path, sheet: str) -> pd.DataFrame:
             f"not a readable .xlsx workbook ({exc})",
             "save the export as an Excel workbook (.xlsx)",
         )
+    if sheet not in sheets:
+        _fail(
+            site,
+            path,
+            None,
+            f"sheet '{sheet}' is missing (sheets: {list(sheets)})",
+            "rename the sheet, or correct 'sheet' in the site dictionary",
+        )
+    rows: list[tuple[int, dict[int, str]]] = []
+    c_tag, v_tag, row_tag = f"{_NS_MAIN}c", f"{_NS_MAIN}v", f"{_NS_MAIN}row"
+    t_tag, is_tag = f"{_NS_MAIN}t", f"{_NS_MAIN}is"
     try:
-        if sheet not in wb.sheetnames:
-            _fail(
-                site,
-                path,
-                None,
-                f"sheet '{sheet}' is missing (sheets: {wb.sheetnames})",
-                "rename the sheet, or correct 'sheet' in the site dictionary",
-            )
-        rows = wb[sheet].iter_rows(values_only=True)
-        header = next(rows, None)
-        if header is None:
-            _fail(site, path, None, f"sheet '{sheet}' is empty", "re-export the sheet")
-        while header and header[-1] is None:
-            header = header[:-1]
-        names = [_cell_text(h) for h in header]
-        n = len(names)
-        data = []
-        for r in rows:
-            cells = [_cell_text(v) for v in r[:n]]
-            if not any(cells):
-                continue
-            cells += [""] * (n - len(cells))
-            data.append(cells)
+        with z.open(sheets[sheet]) as fh:
+            cells: dict[int, str] = {}
+            row_no, col = 0, -1
+            for _, el in ET.iterparse(fh, events=("end",)):
+                tag = el.tag
+                if tag == c_tag:
+                    ref = el.get("r")
+                    col = _col_index(ref) if ref else col + 1
+                    typ = el.get("t", "n")
+                    if typ == "inlineStr":
+                        node = el.find(is_tag)
+                        text = (
+                            "".join(t.text or "" for t in node.iter(t_tag))
+                            if node is not None
+                            else ""
+                        )
+                    else:
+                        v = el.findtext(v_tag)
+                        if v is None:
+                            text = ""
+                        elif typ == "s":
+                            text = shared[int(v)]
+                        elif typ == "b":
+                            text = "TRUE" if v == "1" else "FALSE"
+                        elif typ in ("str", "e"):
+                            text = v
+                        elif int(el.get("s", 0)) in dates:
+                            text = _serial_text(v, date1904)
+                        else:
+                            text = _cell_text(float(v))
+                    if text != "":
+                        cells[col] = text
+                    el.clear()
+                elif tag == row_tag:
+                    r = el.get("r")
+                    row_no = int(r) if r else row_no + 1
+                    if cells:
+                        rows.append((row_no, cells))
+                    cells, col = {}, -1
+                    el.clear()
+    except (ET.ParseError, KeyError, ValueError, IndexError) as exc:
+        _fail(
+            site,
+            path,
+            None,
+            f"sheet '{sheet}' cannot be parsed ({exc})",
+            "re-save the workbook in Excel (.xlsx)",
+        )
     finally:
-        wb.close()
-    return (
-        pd.DataFrame(data, columns=names, dtype=object).astype(str)
+        z.close()
+    if not rows:
+        _fail(site, path, None, f"sheet '{sheet}' is empty", "re-export the sheet")
+    header_row, head = rows[0]
+    n = max(head) + 1
+    names = [head.get(j, "") for j in range(n)]
+    data = [[cells.get(j, "") for j in range(n)] for _, cells in rows[1:]]
+    df = (
+        pd.DataFrame(data, columns=names, dtype=object)
         if data
-        else pd.DataFrame({c: pd.Series(dtype=str) for c in names})
+        else pd.DataFrame({c: pd.Series(dtype=object) for c in names})
     )
+    df.insert(0, "source_row", [r - header_row for r, _ in rows[1:]])
+    return df
 
 
 def _check_columns(site, path, df, needed, opts=None) -> None:
@@ -550,7 +661,7 @@ def read_raw(
                 df = _read_xlsx(site_id, path, f["sheet"])
             else:
                 df = _read_csv(site_id, path, f["csv"])
-            df.insert(0, "source_row", range(1, len(df) + 1))
+                df.insert(0, "source_row", range(1, len(df) + 1))
             cache[key] = df
         df = cache[key]
         opts = f["csv"] if f["format"] != "xlsx" else None
