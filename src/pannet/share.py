@@ -115,8 +115,8 @@ SHARED_TABLES: dict[str, SharedTable] = {
 
 
 def _small(x: pd.Series, min_cell: int) -> pd.Series:
-    v = pd.to_numeric(x, errors="coerce")
-    return (v > 0) & (v < min_cell)
+    v = pd.to_numeric(x, errors="coerce").astype("float64")  # NA -> NaN: not small
+    return pd.Series((v > 0) & (v < min_cell), index=x.index, dtype=bool)
 
 
 def suppress_small_counts(df: pd.DataFrame, spec: SharedTable, min_cell: int = 5) -> pd.DataFrame:
