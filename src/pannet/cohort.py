@@ -369,12 +369,6 @@ def flow_diagram(attrition: pd.DataFrame, path, *, synthetic: bool = False) -> N
                 bbox=dict(boxstyle="round", fc="#eef3fb", ec="#335"),
             )
         else:
-            ax.annotate(
-                "",
-                xy=(3.2, y - 0.55),
-                xytext=(3.2, y + 0.35),
-                arrowprops=dict(arrowstyle="->", color="#335"),
-            )
             ax.text(
                 6.1,
                 y,
@@ -386,6 +380,13 @@ def flow_diagram(attrition: pd.DataFrame, path, *, synthetic: bool = False) -> N
             )
             ax.plot([3.2, 6.05], [y - 0.15, y - 0.15], color="#733", lw=0.8)
         y -= 1.0 if k < n - 1 else 0
+    # one continuous arrow from the first box to the last; exclusions branch off it
+    ax.annotate(
+        "",
+        xy=(3.2, n - 0.2 - (n - 1) + 0.05),
+        xytext=(3.2, n - 0.2 - 0.45),
+        arrowprops=dict(arrowstyle="->", color="#335"),
+    )
     title = "Study flow (STROBE)"
     if synthetic:
         title += " - SYNTHETIC DEMO DATA"
