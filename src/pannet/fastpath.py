@@ -113,7 +113,7 @@ def logistic_irls(
     c = np.asarray(counts, dtype=float)
     B, n = c.shape
     p = X.shape[1]
-    present = (c @ (X != 0)) > 0  # integer-valued product: exact
+    present = (c @ (X != 0).astype(float)) > 0  # integer-valued product: exact
     absent = ~present
     mu = np.broadcast_to((y + 0.5) / 2.0, (B, n)).copy()
     eta = np.log(mu / (1 - mu))
@@ -127,15 +127,17 @@ def logistic_irls(
         act = np.flatnonzero(~done)
         if act.size == 0:
             break
-        me = _mu_eta(eta[act])
+        e_act = eta[act]
+        me = _mu_eta(e_act)
         m = mu[act]
-        z = eta[act] + (y - m) / me
+        z = e_act + (y - m) / me
         w = c[act] * (me * me / (m * (1 - m)))
         H = np.matmul(Xt[None, :, :] * w[:, None, :], X[None, :, :])
         rhs = np.matmul(Xt[None, :, :], (w * z)[:, :, None])[:, :, 0]
         ab = absent[act]
-        H = np.where(ab[:, :, None] | ab[:, None, :], 0.0, H) + eye * ab[:, None, :]
-        rhs = np.where(ab, 0.0, rhs)
+        if ab.any():
+            H = np.where(ab[:, :, None] | ab[:, None, :], 0.0, H) + eye * ab[:, None, :]
+            rhs = np.where(ab, 0.0, rhs)
         try:
             new = np.linalg.solve(H, rhs[:, :, None])[:, :, 0]
         except np.linalg.LinAlgError:
