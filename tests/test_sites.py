@@ -278,7 +278,8 @@ def test_redcap_repeating_rows_and_checkboxes(tmp_path):
     (tmp_path / "boston").mkdir()
     pd.DataFrame([p1, t1, p2]).to_csv(tmp_path / "boston/PANNET_DATA_RAW.csv", index=False)
     shutil.copy(
-        tmp_path / "boston/PANNET_DATA_RAW.csv", tmp_path / "boston/PANNET_DataDictionary.csv"
+        sites.PROJECT_ROOT / "resources/demo/boston/PANNET_DataDictionary.csv",
+        tmp_path / "boston/PANNET_DataDictionary.csv",
     )
     raw = sites.read_raw("boston", _site_cfg(tmp_path, "boston"))
     assert list(raw["patients"]["source_row"]) == [1, 3]

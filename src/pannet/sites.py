@@ -318,14 +318,23 @@ def luhn_digit(nine_digits: str) -> int:
     return (10 - total % 10) % 10
 
 
-def personnummer_birth_date(s: object, reference_year: int = 2025) -> date | None:
-    """Birth date in a personnummer (``-``: under 100 at ``reference_year``; ``+``: 100 or over)."""
+PERSONNUMMER_REFERENCE_YEAR = 2025
+
+
+def personnummer_birth_date(
+    s: object, reference_year: int = PERSONNUMMER_REFERENCE_YEAR
+) -> date | None:
+    """Birth date in a personnummer ``YYMMDD-NNNC`` / ``YYMMDD+NNNC``.
+
+    ``-``: the latest year <= ``reference_year`` ending in YY; ``+`` (aged 100 or more): a
+    century earlier. ``reference_year`` is the year of the export (the dictionary's
+    ``identifier.reference_year``).
+    """
     if not valid_personnummer(s):
         return None
     s = s.strip()
     yy, sep = int(s[:2]), s[6]
-    century = (reference_year - yy) // 100 * 100
-    year = century + yy if century + yy <= reference_year else century - 100 + yy
+    year = reference_year - (reference_year - yy) % 100
     if sep == "+":
         year -= 100
     try:
@@ -356,6 +365,14 @@ def _read_csv(site: str, path: Path, opts: dict) -> pd.DataFrame:
         )
     except OSError as exc:
         _fail(site, path, None, f"the file cannot be read ({exc})", "check its permissions")
+    if not raw.strip():
+        _fail(
+            site,
+            path,
+            None,
+            f"the file is empty ({len(raw)} bytes, not even a header row)",
+            "re-export the file from the source system",
+        )
     try:
         text = raw.decode(opts["encoding"])
     except UnicodeDecodeError as exc:
@@ -594,16 +611,20 @@ def _check_columns(site, path, df, needed, opts=None) -> None:
             site,
             path,
             dupes[0],
-            "the column name appears more than once",
+            "the header row names the column more than once",
             "give every column of the export a unique header",
         )
     for col in needed:
         if col not in df.columns:
+            import difflib
+
+            near = difflib.get_close_matches(col, data_cols, n=1, cutoff=0.6)
+            seen = f" (the header row has '{near[0]}': renamed?)" if near else ""
             _fail(
                 site,
                 path,
                 col,
-                "a column the site dictionary names is missing",
+                f"a column the site dictionary names is missing from the header row{seen}",
                 "add the column to the export, or correct the column name in the site dictionary",
             )
 
@@ -672,11 +693,100 @@ def read_raw(
             df = df.loc[sel]
         else:
             _check_columns(site_id, shown, df, needed.get(role, []), opts)
+        if df.empty and role in (d["patients"]["file"], d["treatments"]["file"]):
+            where = f"sheet '{f['sheet']}' has" if f["format"] == "xlsx" else "the file has"
+            what = f" (no rows of REDCap instrument '{f['repeat_instrument'] or '(none)'}')"
+            _fail(
+                site_id,
+                shown,
+                None,
+                f"{where} a header row but no data rows for the {role} table"
+                + (what if f["format"] == "redcap" else ""),
+                "re-export the data rows (an export with no rows is a failed export)",
+            )
         df = df.reset_index(drop=True).copy()
         df.attrs["file"] = str(shown)
         df.attrs["site"] = site_id
         out[role] = df
+    if "redcap_dictionary" in d["files"]:
+        export = next((r, f) for r, f in d["files"].items() if f["format"] == "redcap" and r in out)
+        _check_redcap_dictionary(
+            site_id,
+            Path(site_cfg["data_dir"]) / d["files"]["redcap_dictionary"]["path"],
+            out["redcap_dictionary"],
+            Path(site_cfg["data_dir"]) / export[1]["path"],
+            cache[(str(base / export[1]["path"]), None)],
+        )
     return out
+
+
+def redcap_export_columns(dictionary: pd.DataFrame) -> dict[str, list[str]]:
+    """Field -> the columns a REDCap raw export has for it, by the project's data dictionary.
+
+    A checkbox field ``f`` with choices ``1, A | 2, B`` is exported as ``f___1``, ``f___2``;
+    a descriptive field has no column; every form ``x`` adds ``x_complete``.
+    """
+    out: dict[str, list[str]] = {}
+    for r in dictionary.itertuples(index=False):
+        name, form, ftype, choices = (str(v).strip() for v in r[:4])
+        if form:
+            out.setdefault(f"{form}_complete", [f"{form}_complete"])
+        if ftype == "descriptive":
+            continue
+        if ftype == "checkbox":
+            codes = [
+                c.split(",", 1)[0].strip().lower().replace("-", "_") for c in choices.split("|")
+            ]
+            out[name] = [f"{name}___{c}" for c in codes]
+        else:
+            out[name] = [name]
+    return out
+
+
+def _check_redcap_dictionary(site, dict_path, dictionary, export_path, export) -> None:
+    """Stop when a REDCap export and its data dictionary describe different projects.
+
+    Every column of the export must be a field (or checkbox choice) of the dictionary, and
+    a checkbox field in the export must have one column per choice. The export may hold a
+    subset of the fields (REDCap exports can be restricted); the fields the site dictionary
+    needs are checked on the export itself.
+    """
+    need = [
+        "Variable / Field Name",
+        "Form Name",
+        "Field Type",
+        "Choices, Calculations, OR Slider Labels",
+    ]
+    _check_columns(site, dict_path, dictionary, need)
+    fields = redcap_export_columns(dictionary[need])
+    expected = {c for cols in fields.values() for c in cols}
+    have = [c for c in export.columns if c != "source_row"]
+    fix = (
+        "export the records and the data dictionary from the same REDCap project at the same "
+        "time (or replace the dictionary file with the project's current one)"
+    )
+    for col in have:
+        if col not in expected and not col.startswith("redcap_"):
+            _fail(
+                site,
+                dict_path,
+                col,
+                f"the REDCap export {export_path} (header row) has this column but its REDCap "
+                "data dictionary defines no such field",
+                fix,
+            )
+    for cols in fields.values():
+        if len(cols) > 1 and any(c in have for c in cols):
+            for col in cols:
+                if col not in have:
+                    _fail(
+                        site,
+                        dict_path,
+                        col,
+                        "the REDCap data dictionary defines this checkbox choice but the export "
+                        f"{export_path} (header row) has no column for it",
+                        fix,
+                    )
 
 
 # ---------------------------------------------------------------------------
@@ -811,7 +921,8 @@ def _derive(df, spec, cdm_col, dtype, file, issues: _Issues, ident_col) -> pd.Se
     kind = spec["derive"]
     if kind == "personnummer_birth_date":
         src = spec["source"]
-        val = df[src].map(personnummer_birth_date)
+        ref = spec.get("reference_year", PERSONNUMMER_REFERENCE_YEAR)
+        val = df[src].map(lambda x: personnummer_birth_date(x, ref))
         return _to_dtype(pd.to_datetime(val, errors="coerce"), dtype)
     t, f = spec["true_values"], spec["false_values"]
     comps = spec["components"]
