@@ -208,6 +208,29 @@ def test_every_defect_is_where_defects_yaml_says(cohort, defects, demo_dir):
             assert pd.isna(row["metastasis_date"])
 
 
+def test_dates_in_order_apart_from_the_defects(cohort, defects):
+    """Only the planted defects break a date-order rule: the rest reaches the analysis."""
+    p = cohort["patients"].copy()
+    bad = {(d["site"], d["source_row"]) for d in defects["defects"] if "source_row" in d}
+    p = p[[(s, r) not in bad for s, r in zip(p["site"], p["source_row"], strict=True)]]
+    assert (p["birth_date"] < p["diagnosis_date"]).all()
+    assert (p["metastasis_date"].isna() | (p["metastasis_date"] >= p["diagnosis_date"])).all()
+    res = p["primary_resection_date"]
+    assert (res.isna() | (res >= p["diagnosis_date"])).all()
+    dead = p["death_date"].notna()
+    assert (p.loc[dead, "death_date"] == p.loc[dead, "last_followup_date"]).all()
+    for c in ("diagnosis_date", "metastasis_date", "primary_resection_date"):
+        assert (p[c].isna() | (p["last_followup_date"] >= p[c])).all(), c
+    t = cohort["treatments"].merge(
+        p[["site", "local_id", "diagnosis_date", "last_followup_date"]], on=["site", "local_id"]
+    )
+    assert len(t) == len(cohort["treatments"])  # no treatment row on a defect patient
+    assert (t["start_date"] >= t["diagnosis_date"]).all()
+    assert (t["start_date"] <= t["last_followup_date"]).all()
+    assert (t["end_date"].isna() | (t["end_date"] >= t["start_date"])).all()
+    assert (t["end_date"].isna() | (t["end_date"] <= t["last_followup_date"])).all()
+
+
 def test_synthetic_markers_and_identifiers(demo_dir, cohort):
     import openpyxl
 

@@ -106,14 +106,14 @@ def _plan_treatments(truth: Truth, rec: pd.DataFrame) -> pd.DataFrame:
     tr["record"] = rec_of_person.reindex(tr["person"]).to_numpy()
     extra = []
     for ri, r in rec[rec["record_kind"].eq("referral_copy")].iterrows():
-        # started at the referring hospital before surgery; stopped the day before it
+        # started at the referring hospital on the day of referral, ongoing when it ends
         extra.append(
             {
                 "person": r["person"],
                 "treatment": "somatostatin_analogue",
                 "line": -1,
                 "start_date": r["referral_date"],
-                "end_date": r["time_zero"] - pd.Timedelta(days=1),
+                "end_date": pd.NaT,
                 "record": ri,
             }
         )

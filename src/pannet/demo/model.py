@@ -538,6 +538,8 @@ def _treatments(rng, persons: pd.DataFrame) -> pd.DataFrame:
                 start_of.append((k, day))
                 day += gaps_l[i][x % 12]
         for x, (k, day) in enumerate(start_of):
+            if day > horizon[i]:  # nothing starts after death or the last follow-up
+                continue
             rows_p.append(i)
             rows_t.append(k)
             rows_s.append(day)
@@ -605,7 +607,7 @@ def _assign_sites_and_ids(r_layout, r_ids, persons, n_patients, n_ref) -> pd.Dat
     persons["site"] = label
     persons["referred_from_uppsala"] = np.isin(np.arange(n), ref)
     # synthetic identifiers: personnummer with serial 900-999 (parity = sex), MRN BWH+7 digits
-    from pannet.sites import luhn_digit
+    from pannet.sites import PERSONNUMMER_REFERENCE_YEAR, luhn_digit
 
     birth = pd.to_datetime(persons["birth_date"])
     male = persons["sex"].eq("Male").to_numpy()
@@ -616,7 +618,12 @@ def _assign_sites_and_ids(r_layout, r_ids, persons, n_patients, n_ref) -> pd.Dat
     serial = 900 + 2 * rank + male.astype(int)
     yymmdd = birth.dt.strftime("%y%m%d").to_numpy()
     nine = [f"{a}{s:03d}" for a, s in zip(yymmdd, serial, strict=True)]
-    pnr = [f"{x[:6]}-{x[6:]}{luhn_digit(x)}" for x in nine]
+    # separator: "-" when the latest year <= the reference year ending in YY is the birth
+    # year, else "+" (aged 100 or more), as pannet.sites.personnummer_birth_date reads it
+    ref = PERSONNUMMER_REFERENCE_YEAR
+    year = birth.dt.year.to_numpy()
+    sep = np.where(ref - (ref - year % 100) % 100 == year, "-", "+")
+    pnr = [f"{x[:6]}{c}{x[6:]}{luhn_digit(x)}" for x, c in zip(nine, sep, strict=True)]
     mrn_num = r_ids.choice(9_000_000, size=n, replace=False) + 1_000_000
     is_bos = label == "boston"
     persons["local_id"] = np.where(is_bos, [f"BWH{m:07d}" for m in mrn_num], pnr)
