@@ -59,7 +59,7 @@ PARAMETERS: dict = {
     "ki67_missing_share": 0.08,
     "os": {
         "shape": 1.35,
-        "scale_years": {"SG": 9.3, "non-SG": 6.6},
+        "scale_years": {"SG": 9.8, "non-SG": 6.6},
         "log_hr": {
             "age_per_10y": 0.25,
             "charlson_ge2": 0.35,
