@@ -59,11 +59,21 @@ def _project(dest: Path, demo: Path) -> Path:
     return proj
 
 
-def _run(cmd: list[str], cwd: Path, seconds: int) -> subprocess.CompletedProcess:
+def _start(cmd: list[str], cwd: Path, seconds: int) -> subprocess.Popen:
     env = {**os.environ, "SOURCE_DATE_EPOCH": "1700000000"}
-    proc = subprocess.run(
-        [*TIMEOUT, str(seconds), *cmd], cwd=cwd, env=env, capture_output=True, text=True
+    return subprocess.Popen(
+        [*TIMEOUT, str(seconds), *cmd],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
+
+
+def _finish(popen: subprocess.Popen, cmd: list[str]) -> subprocess.CompletedProcess:
+    out, err = popen.communicate()
+    proc = subprocess.CompletedProcess(popen.args, popen.returncode, out, err)
     if proc.returncode != 0:
         pytest.fail(
             f"{' '.join(cmd[:6])} ... exited {proc.returncode}"
@@ -80,27 +90,32 @@ def test_bootstrap_stage_on_slurm_equals_local(tmp_path, request, capsys):
     demo = request.getfixturevalue("demo_run")
     smk = [sys.executable, "-m", "snakemake"]
 
+    # the local reference run works while the cluster run waits on SLURM
     local = _project(tmp_path / "local", demo)
-    _run([*smk, "--cores", "1", *STAGE], local, 300)
+    local_cmd = [*smk, "--cores", "1", *STAGE]
+    local_run = _start(local_cmd, local, 300)
 
     cluster = _project(tmp_path / "slurm", demo)
-    proc = _run(
-        [
-            *smk,
-            "--profile",
-            "workflow/profiles/slurm",
-            "--cores",
-            str(min(cpus, 4)),
-            "--slurm-no-account",
-            "--slurm-status-command",
-            "squeue",
-            "--slurm-init-seconds-before-status-checks",
-            "5",
-            *STAGE,
-        ],
-        cluster,
-        300,
-    )
+    slurm_cmd = [
+        *smk,
+        "--profile",
+        "workflow/profiles/slurm",
+        "--cores",
+        str(min(cpus, 4)),
+        "--slurm-no-account",
+        "--slurm-status-command",
+        "squeue",
+        "--slurm-init-seconds-before-status-checks",
+        "5",
+        *STAGE,
+    ]
+    try:
+        proc = _finish(_start(slurm_cmd, cluster, 300), slurm_cmd)
+        _finish(local_run, local_cmd)
+    finally:
+        if local_run.poll() is None:  # `timeout` passes SIGTERM on to snakemake
+            local_run.terminate()
+            local_run.wait(timeout=30)
     log = proc.stdout + proc.stderr
     submitted = re.findall(r"submitted with SLURM jobid (\d+) \(log: ([^)]*)\)", log)
     ids = [j for j, _ in submitted]
