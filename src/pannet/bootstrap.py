@@ -108,12 +108,15 @@ def prepare(
     covariates: Sequence[str] = (),
     endpoint: str = "os",
     source: str = "",
+    reference: Mapping[str, str] | None = None,
 ) -> BootstrapData:
     """Arrays of one scheme from its table.
 
     ``pairs`` takes the matched table (``results/matching/matched.parquet``: one row per
     matched patient, ``pair_id``); ``full`` the analysis table
-    (``results/cohort/analysis.parquet``) and the propensity covariates.
+    (``results/cohort/analysis.parquet``) and the propensity covariates (coded against
+    ``reference`` levels as the main propensity model is; fitted values do not depend on
+    the choice).
     """
     if scheme not in SCHEMES:
         raise BootstrapError(f"bootstrap.scheme must be one of {SCHEMES}; got {scheme!r}")
@@ -148,7 +151,7 @@ def prepare(
     else:
         from pannet.matching import design_matrix
 
-        data.X, _ = design_matrix(df, list(covariates))
+        data.X, _ = design_matrix(df, list(covariates), reference=reference)
     return data
 
 
@@ -425,7 +428,7 @@ def replicate_main(
         n_pairs = len(units)
     else:
         sample = data_df.iloc[np.asarray(units)].reset_index(drop=True)
-        X, _ = match_mod.design_matrix(sample, list(covariates))
+        X, _ = match_mod.design_matrix(sample, list(covariates), matching.get("reference"))
         y = sample["treated"].to_numpy(dtype=float)
         fit = match_mod.fit_logistic(X, y)
         dist = fit.linear_predictor if matching.get("distance", "logit") == "logit" else fit.fitted
@@ -486,7 +489,15 @@ def load(path, config: Mapping) -> tuple[BootstrapData, dict]:
 
     s = _settings(config)
     df = read_parquet(path)
-    return prepare(df, s["scheme"], s["covariates"], s["endpoint"], source=str(path)), s
+    data = prepare(
+        df,
+        s["scheme"],
+        s["covariates"],
+        s["endpoint"],
+        source=str(path),
+        reference=s["matching"].get("reference"),
+    )
+    return data, s
 
 
 def run_batch(path, config: Mapping, batch: int) -> pd.DataFrame:
