@@ -137,14 +137,21 @@ def test_km_median_midpoint_rule():
     assert fastpath.km_median(tab.grid, s, tab.last[1])[0] == 3.0
 
 
-@pytest.mark.parametrize("scheme", ["pairs", "full"])
-def test_replicates_equal_main_path(cohort, scheme):
+@pytest.mark.parametrize(
+    "scheme, matching",
+    [
+        ("pairs", MATCHING),
+        ("full", MATCHING),
+        ("full", {**MATCHING, "distance": "ps", "order": "smallest", "caliper": 0.5}),
+    ],
+)
+def test_replicates_equal_main_path(cohort, scheme, matching):
     src = bs.synthetic_matched(cohort, COVS) if scheme == "pairs" else cohort
     data = bs.prepare(src, scheme, COVS)
-    reps = bs.run_replicates(data, range(30), 20220151, MATCHING, 5.0, 10.0)
+    reps = bs.run_replicates(data, range(30), 20220151, matching, 5.0, 10.0)
     wide = reps.pivot(index="replicate", columns="estimate", values="value")
     for r in range(30):
-        ref = bs.replicate_main(src, scheme, bs.draw(data, 20220151, r), COVS, MATCHING, 5.0, 10.0)
+        ref = bs.replicate_main(src, scheme, bs.draw(data, 20220151, r), COVS, matching, 5.0, 10.0)
         for k, v in ref.items():
             got = wide.loc[r, k]
             if np.isnan(v):

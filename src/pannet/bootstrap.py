@@ -178,7 +178,7 @@ def _estimate(data, idx, present, matching, horizon, tau):
     rows = np.repeat(np.arange(B), idx.shape[1])[present.ravel()]
     counts = np.bincount(rows * n + idx[present], minlength=B * n).reshape(B, n)
     _, eta, _ = fastpath.logistic_irls(data.X, data.treated, counts)
-    dist = eta if matching.get("distance", "logit") == "logit" else fastpath._linkinv(eta)
+    dist = eta if matching.get("distance", "logit") == "logit" else fastpath.inverse_logit(eta)
     dist = np.round(dist, DIST_DECIMALS)
     partner = fastpath.greedy_match(
         np.take_along_axis(dist, idx, axis=1),

@@ -60,6 +60,11 @@ def _linkinv(eta):
     return np.where(eta > _THRESH, (1.0 / _DBL_EPS) / (1.0 + 1.0 / _DBL_EPS), mu)
 
 
+def inverse_logit(eta: np.ndarray) -> np.ndarray:
+    """The propensity score from its logit, with R's ``binomial()$linkinv`` thresholds."""
+    return _linkinv(eta)
+
+
 def _mu_eta(eta):
     e = np.exp(np.clip(eta, -_THRESH, _THRESH))
     out = e / (1.0 + e) ** 2
