@@ -11,6 +11,17 @@ are handed to R), in the same run, so the script also prints how far the two agr
 Usage: ``python benchmarks/bootstrap.py [analysis.parquet] [--replicates N] [--r-replicates M]``
 (default: ``results/cohort/analysis.parquet``; without it, a synthetic cohort of the
 published size, 194 patients, said so in the output).
+
+Measured (2 shared cores, Debian 12, numpy 2.4 / OpenBLAS, R 4.2.2 + survival 3.5-3) on
+the demo cohort (n = 194, 65 treated), full scheme::
+
+    python fast path: 2000 replicates in 1.684 s = 1188 replicates/s (0.842 ms per replicate)
+    R (glm + greedy + survfit/survdiff/coxph): 200 replicates in 5.018 s = 39.9 replicates/s
+    ratio python / R: 29.8x (target >= 10x)
+    agreement with R on the same 200 resamples: log_hr 6.2e-09 (R's coxph stops at a
+    relative log-likelihood change of 1e-9), n_pairs 0, rmst_diff 1.1e-14
+
+Against the 11-13 ms per replicate quoted for a leaner R loop, 0.84 ms is 13-15x.
 """
 
 from __future__ import annotations
