@@ -150,3 +150,23 @@ def test_bad_input_names_file_column_and_rows(inputs):
     cfg["matching"]["ratio"] = 2
     with pytest.raises(bs.BootstrapError, match="ratio"):
         bs.run_batch(inputs["full"], cfg, 0)
+
+
+@pytest.mark.workflow
+def test_demo_run_bootstrap_summary(demo_run):
+    """`make run` bootstraps by default; its observed estimates are the survival stage's."""
+    from pannet.config import load_config
+
+    cfg = load_config()
+    s = read_parquet(demo_run / "bootstrap/summary.parquet").set_index("estimate")
+    assert list(s.index) == list(bs.ESTIMATES)
+    assert (s["replicates"] == cfg["bootstrap"]["replicates"]).all()
+    assert s[["pct_lower", "pct_upper", "bca_lower", "bca_upper"]].loc["log_hr"].notna().all()
+    n_batches = len(bs.batch_ranges(cfg["bootstrap"]["replicates"], cfg["bootstrap"]["batch_size"]))
+    assert sorted(p.name for p in (demo_run / "bootstrap").glob("batch_*.parquet")) == sorted(
+        f"batch_{i}.parquet" for i in range(n_batches)
+    )
+    ep = cfg["bootstrap"]["endpoint"]
+    tests = read_parquet(demo_run / f"survival/matched_{ep}_tests.parquet").iloc[0]
+    assert s.loc["log_hr", "observed"] == pytest.approx(tests["cox_coef"], abs=1e-8)
+    assert s.loc["n_pairs", "observed"] == tests["cox_n_clusters"]
