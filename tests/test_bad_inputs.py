@@ -366,7 +366,16 @@ def test_every_new_quarantine_row_is_explained(site, batch, baseline):
 def _mini_project(dest: Path) -> Path:
     """The workflow, its code, config and demo data: enough to run the first stages."""
     dest.mkdir(parents=True)
-    for part in ("Snakefile", "config", "workflow", "src", "resources", "pyproject.toml"):
+    for part in (
+        "Snakefile",
+        "config",
+        "workflow",
+        "src",
+        "resources",
+        "pyproject.toml",
+        "requirements.in",
+        "requirements.lock",
+    ):
         src = ROOT / part
         if src.is_dir():
             shutil.copytree(src, dest / part, ignore=shutil.ignore_patterns("__pycache__"))
