@@ -25,17 +25,23 @@ def main(argv: list[str]) -> int:
         generate(tmp, n_patients=n, readme=False)
         wall, cpu = time.perf_counter() - w, time.process_time() - c
         size = sum(p.stat().st_size for p in Path(tmp).rglob("*") if p.is_file())
-        print(f"generate {n} patients (uppsala csv, gothenburg xlsx, boston redcap): "
-              f"{wall:.1f} s wall, {cpu:.1f} s cpu, {size / 1e6:.1f} MB")
+        print(
+            f"generate {n} patients (uppsala csv, gothenburg xlsx, boston redcap): "
+            f"{wall:.1f} s wall, {cpu:.1f} s cpu, {size / 1e6:.1f} MB"
+        )
         if "--read" in argv:
             for s in ("uppsala", "gothenburg", "boston"):
-                cfg = {"dictionary": str(PROJECT_ROOT / f"config/sites/{s}.yaml"),
-                       "data_dir": str(Path(tmp) / s)}
+                cfg = {
+                    "dictionary": str(PROJECT_ROOT / f"config/sites/{s}.yaml"),
+                    "data_dir": str(Path(tmp) / s),
+                }
                 w = time.perf_counter()
                 d = sites.load_dictionary(cfg["dictionary"])
                 p, t, i = sites.to_cdm(s, sites.read_raw(s, cfg, d), d)
-                print(f"read + to_cdm {s}: {len(p)} patients, {len(t)} treatments, "
-                      f"{len(i)} issues in {time.perf_counter() - w:.1f} s")
+                print(
+                    f"read + to_cdm {s}: {len(p)} patients, {len(t)} treatments, "
+                    f"{len(i)} issues in {time.perf_counter() - w:.1f} s"
+                )
     return 0 if wall < 60 else 1
 
 

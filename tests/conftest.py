@@ -57,7 +57,12 @@ def demo_run() -> Path:
 def copy_project(dest: Path, with_results: bool = True) -> Path:
     """Copy the project (without .venv and caches) into ``dest`` for tests that modify it."""
     ignore = shutil.ignore_patterns(
-        ".venv", ".git", ".snakemake", "__pycache__", ".pytest_cache", ".ruff_cache",
+        ".venv",
+        ".git",
+        ".snakemake",
+        "__pycache__",
+        ".pytest_cache",
+        ".ruff_cache",
         *(() if with_results else ("results",)),
     )
     shutil.copytree(ROOT, dest, ignore=ignore, symlinks=True)

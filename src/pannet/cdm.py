@@ -65,7 +65,12 @@ HARMONISED_PATIENT_COLUMNS: dict[str, tuple[str, str]] = {
     k2: v2
     for k, v in PATIENT_COLUMNS.items()
     for k2, v2 in (
-        [("age_at_diagnosis_days", ("Int64", "whole days from birth to diagnosis (no birth date is kept)"))]
+        [
+            (
+                "age_at_diagnosis_days",
+                ("Int64", "whole days from birth to diagnosis (no birth date is kept)"),
+            )
+        ]
         if k == "birth_date"
         else [(k, v)]
     )
@@ -211,10 +216,16 @@ ANALYSIS_COLUMNS: dict[str, tuple[str, str]] = {
     "os_event": ("int64", "1 death, 0 censored at last follow-up"),
     "pfs_years": ("float64", "progression-free survival from time zero, years"),
     "pfs_event": ("int64", "1 progression (change of therapy) or death, 0 censored"),
-    "naive_os_years": ("float64", "OS from the metastasis date for everyone (immortal-time contrast)"),
+    "naive_os_years": (
+        "float64",
+        "OS from the metastasis date for everyone (immortal-time contrast)",
+    ),
     **{k: ("string", f"Table 1 category: {' | '.join(v)}") for k, v in TABLE1_LEVELS.items()},
     **{k: ("int64", "Table 2 indicator: ever received (0/1)") for k in TABLE2_TREATMENTS},
-    "liver_directed_therapy": ("int64", "liver resection or thermal ablation (sensitivity exclusion)"),
+    "liver_directed_therapy": (
+        "int64",
+        "liver resection or thermal ablation (sensitivity exclusion)",
+    ),
     "resection_type": ("string", "as in the CDM; NA for non-SG"),
     "clavien_dindo": ("Int64", "Clavien-Dindo grade for SG; NA for non-SG"),
     "death_90d": ("int64", "death within 90 days of time zero"),

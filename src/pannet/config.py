@@ -103,7 +103,14 @@ def schema_markdown(schema_dir: Path = SCHEMA_DIR) -> str:
     ]
     for section, schema in schema_fragments(schema_dir).items():
         desc = " ".join(str(schema.get("description", "")).split())
-        out += [f"## `{section}`", "", desc, "", "| key | type | default | meaning |", "|---|---|---|---|"]
+        out += [
+            f"## `{section}`",
+            "",
+            desc,
+            "",
+            "| key | type | default | meaning |",
+            "|---|---|---|---|",
+        ]
         lines: list[str] = []
         props = schema.get("properties") or {}
         if props:
