@@ -6,8 +6,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 # Jobs run in new processes: they must import this checkout's pannet (not another
 # installed copy), or a run in a copied project would record and run foreign code.
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    [str(Path(workflow.basedir) / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
+# (A write, not a required variable, so it is not an `envvars:` entry.)
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(
+        [
+            str(Path(workflow.basedir) / "src"),
+            *filter(None, [os.environ.get("PYTHONPATH")]),
+        ]
+    )
 )
 
 from pannet.config import validate_config  # noqa: E402

@@ -34,7 +34,8 @@ rule manifest:
     log:
         "logs/manifest/manifest.log",
     params:
-        results="results",
+        # the results folder holding this rule's output (results/provenance/..)
+        results=lambda wildcards, output: str(Path(output[0]).parents[1]),
     script:
         "../scripts/manifest.py"
 
