@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 import platform
 import subprocess
@@ -192,8 +193,17 @@ def _threadpools() -> list[dict[str, object]]:
         "threading_layer",
         "architecture",
     )
-    pools = [{k: info.get(k) for k in keep if k in info} for info in threadpool_info()]
-    return sorted(pools, key=lambda d: (str(d.get("internal_api")), str(d.get("prefix"))))
+    pools = []
+    for info in threadpool_info():
+        pool = {k: info.get(k) for k in keep if k in info}
+        # numpy and scipy each bundle an OpenBLAS with the same prefix; the folder that
+        # holds it (numpy.libs/, scipy.libs/) tells them apart without an absolute path.
+        lib = Path(info.get("filepath") or "")
+        pool["library"] = f"{lib.parent.name}/{lib.name}" if lib.name else None
+        pools.append(pool)
+    # threadpoolctl lists libraries in load order, which varies between processes: sort
+    # on every field so environment.json is byte-identical from run to run.
+    return sorted(pools, key=lambda d: json.dumps(d, sort_keys=True, default=str))
 
 
 def environment_record() -> dict[str, object]:
@@ -288,8 +298,6 @@ def snakemake_job() -> dict[str, object] | None:
 
 
 def _config_sha256(config) -> str:
-    import json
-
     from pannet.io import _jsonable
 
     text = json.dumps(_jsonable(config), sort_keys=True, default=str)
