@@ -52,6 +52,14 @@ def test_fisher_2x2_and_rxc():
     assert fisher_test([[2, 3, 1], [0, 4, 5], [3, 1, 2]])["p"] == pytest.approx(
         0.174550939256819, rel=1e-9
     )
+    # the publication audit's tables (pannet.pubaudit uses fisher_test):
+    # R: fisher.test(matrix(c(21,20,17,7,12,40,68,9), 4), workspace = 2e7)$p.value
+    #    = 9.94734809400059e-05 (liver metastases, a tiny p)
+    assert fisher_test(LIVER)["p"] == pytest.approx(9.94734809400059e-05, rel=1e-8)
+    # R: fisher.test(matrix(c(2,0,0,3,1,1,4,0), 2))$p.value = 0.0181818181818182 (zero cells)
+    assert fisher_test([[2, 0, 1, 4], [0, 3, 1, 0]])["p"] == pytest.approx(
+        0.0181818181818182, rel=1e-9
+    )
 
 
 def test_rule_auto_picks_fisher_below_five_expected():

@@ -15,7 +15,8 @@ import pytest
 import yaml
 from scipy.stats import chi2_contingency, fisher_exact
 
-from pannet.pubaudit import audit_publication, fisher_exact_rxc, p_reproduces, smd_variants
+from pannet.contingency import chi2_test, fisher_test
+from pannet.pubaudit import audit_publication, p_reproduces, p_value_variants, smd_variants
 
 
 @pytest.fixture(scope="module")
@@ -148,19 +149,32 @@ def test_yates_variant_matches_scipy(audit, published):
     )
 
 
-def test_fisher_rxc_matches_enumeration():
-    # brute force is slow on 2 x 4 tables of 194 patients: those are checked against R
+def test_p_variants_are_the_pipelines_tests():
+    """Chi-square and Fisher come from pannet.contingency (checked against R fisher.test and
+    chisq.test in tests/test_contingency.py); here: the wiring, and Fisher r x c against a
+    brute-force enumeration written independently of both."""
     for table in (
         [[53, 9, 3], [108, 13, 8]],
         [[6, 2, 5, 1], [3, 7, 2, 4]],
         [[2, 0, 1], [0, 3, 1]],
     ):
-        assert fisher_exact_rxc(table) == pytest.approx(_enumerate_fisher(table), rel=1e-9)
-    # 2 x 2 agrees with scipy's exact routine; 3 x 2 (transposed input) too
-    assert fisher_exact_rxc([[8, 2], [1, 5]]) == pytest.approx(fisher_exact([[8, 2], [1, 5]])[1])
-    assert fisher_exact_rxc(np.array([[53, 9, 3], [108, 13, 8]]).T) == pytest.approx(
-        _enumerate_fisher([[53, 9, 3], [108, 13, 8]])
+        v = p_value_variants(table)
+        assert v["fisher"] == fisher_test(table)["p"]
+        assert v["chi2"] == chi2_test(table)["p"]
+        assert v["fisher"] == pytest.approx(_enumerate_fisher(table), rel=1e-9)
+    # 2 x 2 agrees with scipy's exact routine; a transposed table gives the same p
+    assert p_value_variants([[8, 2], [1, 5]])["fisher"] == pytest.approx(
+        fisher_exact([[8, 2], [1, 5]])[1]
     )
+    t = np.array([[53, 9, 3], [108, 13, 8]])
+    assert p_value_variants(t.T)["fisher"] == pytest.approx(_enumerate_fisher(t))
+    # G-test: the likelihood-ratio statistic 2 sum O log(O/E) on (r-1)(c-1) df
+    from scipy.stats import chi2
+
+    o = np.array(t, dtype=float)
+    e = np.outer(o.sum(axis=1), o.sum(axis=0)) / o.sum()
+    g = 2 * float((o * np.log(o / e)).sum())
+    assert p_value_variants(t)["g_test"] == pytest.approx(chi2.sf(g, 2), rel=1e-9)
 
 
 def test_smd_binary_level_magnitudes_flagged(audit, published):
@@ -184,26 +198,3 @@ def test_smd_binary_level_magnitudes_flagged(audit, published):
 def test_counts_and_percentages_consistent(audit):
     assert audit.loc[audit["statistic"] == "count_total", "reproduces"].all()
     assert audit.loc[audit["statistic"] == "percent", "reproduces"].all()
-
-
-@pytest.mark.reference
-def test_fisher_rxc_matches_r(rscript):
-    """R: fisher.test(matrix(c(53,108,9,13,3,8), nrow = 2))$p.value  # 0.7436421517
-    fisher.test(matrix(c(21,12,20,40,17,68,7,9), nrow = 2), workspace = 2e7)$p.value
-    # 9.947348094e-05"""
-    import subprocess
-
-    tables = {
-        "charlson": [[53, 9, 3], [108, 13, 8]],
-        "liver": [[21, 20, 17, 7], [12, 40, 68, 9]],
-        "age": [[18, 21, 20, 6], [32, 39, 32, 26]],
-        "small": [[2, 0, 1, 4], [0, 3, 1, 0]],
-    }
-    code = "; ".join(
-        f"cat(sprintf('%.12g\\n', fisher.test(matrix(c({','.join(str(x) for col in zip(*t, strict=True) for x in col)}), nrow = 2), workspace = 2e7)$p.value))"
-        for t in tables.values()
-    )
-    out = subprocess.run([rscript, "-e", code], capture_output=True, text=True, check=True).stdout
-    r_values = [float(x) for x in out.split()]
-    for (name, t), r in zip(tables.items(), r_values, strict=True):
-        assert fisher_exact_rxc(t) == pytest.approx(r, rel=1e-8), name

@@ -2,7 +2,8 @@
 
 Every printed p-value is recomputed from the printed counts under each test a reader
 could have meant (Pearson chi-square without and with Yates' correction, the likelihood
-ratio G-test, Fisher's exact test including r x c tables), and every printed
+ratio G-test, Fisher's exact test including r x c tables; chi-square and Fisher are
+:mod:`pannet.contingency`'s, as Table 1 and Table 2 use them), and every printed
 standardized mean difference under each formula in use. A printed value "reproduces"
 when the test or formula the paper names gives it at the printed precision; when it
 does not, the audit says which variant does, or whether the value is a duplicate of a
@@ -14,10 +15,11 @@ from __future__ import annotations
 
 import json
 import math
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
+
+from pannet.contingency import format_p
 
 # Test variants tried for every printed p-value (name -> label in the explanation).
 P_VARIANTS: dict[str, str] = {
@@ -43,109 +45,31 @@ SMD_VARIANTS: dict[str, str] = {
 # A p-value printed as 0.405 stands for [0.4045, 0.4055): three decimals, the journal's.
 P_DECIMALS = 3
 SMD_HALF_UNIT = 0.05  # SMDs are printed x 100 with one decimal
-# Relative tolerance when comparing table probabilities (as R's fisher.test: 1 + 1e-7).
-_REL_TOL = 1e-7
 
 
 # ---------------------------------------------------------------------------
 # Tests
-@lru_cache(maxsize=4096)
-def _logfact(n: int) -> float:
-    return math.lgamma(n + 1)
-
-
-def fisher_exact_rxc(table) -> float:
-    """Two-sided Fisher exact p-value of an r x c table by full enumeration.
-
-    The p-value is the total probability, under independence with both margins fixed,
-    of every table no more probable than the observed one (R ``fisher.test``; the same
-    relative tolerance of 1e-7 decides ties). scipy's ``fisher_exact`` is exact for
-    2 x 2 only (it falls back to Monte Carlo for larger tables), hence this routine. It
-    enumerates, so it is meant for the small tables of a publication (a 2 x 4 table of
-    194 patients takes well under a second).
-
-    Parameters
-    ----------
-    table : array_like of int, shape (r, c)
-
-    Returns
-    -------
-    float
-    """
-    t = np.asarray(table, dtype=np.int64)
-    if t.ndim != 2 or (t < 0).any():
-        raise ValueError(f"fisher_exact_rxc: need a 2-D table of non-negative counts, got {t!r}")
-    t = t[t.sum(axis=1) > 0][:, t.sum(axis=0) > 0]
-    if t.shape[0] < 2 or t.shape[1] < 2:
-        return 1.0
-    if t.shape[0] > t.shape[1]:
-        t = t.T
-    rows = [int(x) for x in t.sum(axis=1)]
-    cols = [int(x) for x in t.sum(axis=0)]
-    n = sum(rows)
-    # log P(table) = const - sum log n_ij!
-    const = sum(_logfact(r) for r in rows) + sum(_logfact(c) for c in cols) - _logfact(n)
-    obs = const - sum(_logfact(int(x)) for x in t.ravel())
-    threshold = obs + math.log1p(_REL_TOL)
-    lf = np.array([math.lgamma(k + 1) for k in range(n + 1)])
-    total = 0.0
-
-    def compositions(total_c: int, caps: list[int]):
-        """All ways to split ``total_c`` into len(caps) parts, part i <= caps[i]."""
-        if len(caps) == 1:
-            if total_c <= caps[0]:
-                yield (total_c,)
-            return
-        rest_cap = sum(caps[1:])
-        for k in range(max(0, total_c - rest_cap), min(caps[0], total_c) + 1):
-            for tail in compositions(total_c - k, caps[1:]):
-                yield (k, *tail)
-
-    def walk(j: int, remaining: list[int], logp: float) -> None:
-        nonlocal total
-        if j == len(cols) - 1:
-            # the last column is fixed by the remaining row sums
-            lp = logp - sum(lf[r] for r in remaining)
-            if lp <= threshold:
-                total += math.exp(lp)
-            return
-        if len(remaining) == 2 and j == len(cols) - 2:
-            # two rows, two columns left: vectorise the last free cell
-            a_lo = max(0, cols[j] - remaining[1])
-            a_hi = min(cols[j], remaining[0])
-            a = np.arange(a_lo, a_hi + 1)
-            b = cols[j] - a
-            lp = logp - lf[a] - lf[b] - lf[remaining[0] - a] - lf[remaining[1] - b]
-            total += float(np.exp(lp[lp <= threshold]).sum())
-            return
-        for comp in compositions(cols[j], remaining):
-            walk(
-                j + 1,
-                [r - c for r, c in zip(remaining, comp, strict=True)],
-                logp - sum(lf[c] for c in comp),
-            )
-
-    walk(0, rows, const)
-    return min(1.0, total)
-
-
 def p_value_variants(table) -> dict[str, float]:
     """Every test variant's p-value for one contingency table (groups x levels or transposed).
 
-    Yates' correction applies to 2 x 2 tables only; for larger tables that variant is
-    the uncorrected chi-square (as R ``chisq.test`` does).
+    Pearson chi-square and Fisher's exact test (r x c) are the ones Table 1 and Table 2
+    use (:func:`pannet.contingency.chi2_test`, :func:`pannet.contingency.fisher_test`), so
+    the audit and the pipeline cannot disagree on them. Yates' correction applies to 2 x 2
+    tables only; for larger tables that variant is the uncorrected chi-square (as R
+    ``chisq.test`` does). The G-test is the likelihood-ratio chi-square.
     """
     from scipy.stats import chi2_contingency
 
+    from pannet.contingency import chi2_test, fisher_test
+
     t = np.asarray(table, dtype=float)
     t = t[t.sum(axis=1) > 0][:, t.sum(axis=0) > 0]
-    out = {
-        "chi2": float(chi2_contingency(t, correction=False)[1]),
+    return {
+        "chi2": float(chi2_test(t)["p"]),
         "chi2_yates": float(chi2_contingency(t, correction=t.shape == (2, 2))[1]),
         "g_test": float(chi2_contingency(t, correction=False, lambda_="log-likelihood")[1]),
-        "fisher": fisher_exact_rxc(t.astype(np.int64)),
+        "fisher": float(fisher_test(t)["p"]),
     }
-    return out
 
 
 def min_expected(table) -> float:
@@ -223,10 +147,6 @@ def p_reproduces(printed, computed: float, decimals: int = P_DECIMALS) -> bool:
     )
 
 
-def _fmt_p(p: float) -> str:
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
-
-
 def _p_row(section, item, table, printed, printed_test, same_table_printed) -> dict[str, Any]:
     variants = p_value_variants(table)
     named = PRINTED_TEST.get(printed_test, printed_test)
@@ -237,20 +157,20 @@ def _p_row(section, item, table, printed, printed_test, same_table_printed) -> d
     label = P_VARIANTS[named]
     if reproduces:
         verdict = "reproduces"
-        explanation = f"{label} on the printed counts gives {_fmt_p(as_printed)}"
+        explanation = f"{label} on the printed counts gives {format_p(as_printed)}"
     elif matching:
         verdict = "reproduced by another test"
         other = matching[0]
         explanation = (
-            f"printed as {label}, which gives {_fmt_p(as_printed)}; "
-            f"equals {P_VARIANTS[other]} {_fmt_p(variants[other])}"
+            f"printed as {label}, which gives {format_p(as_printed)}; "
+            f"equals {P_VARIANTS[other]} {format_p(variants[other])}"
         )
     else:
         verdict = "not reproduced"
         dup = [k for k, v in same_table_printed.items() if k != item and str(v) == str(printed)]
         explanation = (
             f"no test variant gives {printed}; {label} on the printed counts gives "
-            f"{_fmt_p(as_printed)}"
+            f"{format_p(as_printed)}"
         )
         if dup:
             explanation += (
