@@ -17,6 +17,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+# The demo run's time stamps, pinned so that a clean run made elsewhere in the suite
+# (tests/test_determinism.py) must match it byte for byte.
+DEMO_EPOCH = "1700000000"
 
 
 def _require(env: str, what: str) -> None:
@@ -42,12 +45,13 @@ def rscript() -> str:
 
 @pytest.fixture(scope="session")
 def demo_run() -> Path:
-    """Run the demo workflow into results/ (2 cores); return the results folder."""
+    """Run the demo workflow into results/ (2 cores, time pinned); return the results folder."""
     proc = subprocess.run(
         [*SNAKEMAKE, "--cores", "2", "--profile", "workflow/profiles/default", "--quiet"],
         cwd=ROOT,
         capture_output=True,
         text=True,
+        env={**os.environ, "SOURCE_DATE_EPOCH": DEMO_EPOCH},
     )
     if proc.returncode != 0:
         pytest.fail(f"demo workflow failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")

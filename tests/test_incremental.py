@@ -23,11 +23,13 @@ from pannet.deps import module_closure
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
-JOB = re.compile(r"^(?:local)?(?:rule|checkpoint) (\w+):\n((?:    .*\n?)*)", re.MULTILINE)
+# A job block; the members of a group job (the bootstrap batches) are printed indented
+# one level deeper under their "Group job" line.
+JOB = re.compile(r"^( *)(?:local)?(?:rule|checkpoint) (\w+):\n((?:\1    .*\n?)*)", re.MULTILINE)
 
 
 def dry_run(project: Path) -> list[dict]:
-    """Jobs ``snakemake -n`` plans in ``project``: rule, wildcards, reason."""
+    """Jobs ``snakemake -n`` plans in ``project``: rule, wildcards, input files, reason."""
     proc = subprocess.run(
         [sys.executable, "-m", "snakemake", "-n", "--cores", "1"],
         cwd=project,
@@ -38,15 +40,17 @@ def dry_run(project: Path) -> list[dict]:
     assert proc.returncode == 0, proc.stderr[-4000:]
     jobs = []
     for m in JOB.finditer(proc.stdout + "\n" + proc.stderr):
-        body = m.group(2)
-        wc = re.search(r"^    wildcards: (.*)$", body, re.MULTILINE)
-        reason = re.search(r"^    reason: (.*)$", body, re.MULTILINE)
+        body = m.group(3)
+        wc = re.search(r"^ +wildcards: (.*)$", body, re.MULTILINE)
+        inputs = re.search(r"^ +input: (.*)$", body, re.MULTILINE)
+        reason = re.search(r"^ +reason: (.*)$", body, re.MULTILINE)
         jobs.append(
             {
-                "rule": m.group(1),
+                "rule": m.group(2),
                 "wildcards": dict(
                     kv.split("=", 1) for kv in (wc.group(1).split(", ") if wc else [])
                 ),
+                "input": inputs.group(1).split(", ") if inputs else [],
                 "reason": reason.group(1) if reason else "",
             }
         )
@@ -120,8 +124,21 @@ def test_one_module_changed(workflow_copy, module):
     path.write_text(path.read_text() + "\n# an edit\n")
     jobs = dry_run(workflow_copy)
     rel = path.relative_to(workflow_copy).as_posix()
-    direct = {j["rule"] for j in jobs if rel in j["reason"]}
-    assert direct == expected_direct, (direct, expected_direct)
+    # Snakemake's own view of the wiring: every rule that lists the module is planned,
+    # with the module among its job's inputs, and no other planned job takes it.
+    wired = {j["rule"] for j in jobs if rel in j["input"]}
+    assert wired == expected_direct, (wired, expected_direct)
+    # Snakemake names the edited module in the reason only of the jobs it reaches first.
+    # A job below one of them already has a reason when its turn comes, so its own
+    # mtime check is skipped (snakemake 9.27 dag.py, update_needrun: `if not reason:`)
+    # and it reports "Input files updated by another job" even when it lists the module.
+    roots = {j["rule"] for j in jobs if rel in j["reason"]}
+    assert roots and roots <= expected_direct, (roots, expected_direct)
+    # Every other planned job is there only because a planned job remakes its input:
+    # nothing upstream of the module's first user (validation, harmonisation, cohort
+    # building for pannet.matching) is planned.
     for j in jobs:
-        if j["rule"] not in expected_direct:
+        if rel in j["reason"]:
+            assert j["reason"].startswith("Updated input files"), j
+        else:
             assert j["reason"].startswith("Input files updated by another job"), j
