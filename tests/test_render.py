@@ -197,6 +197,7 @@ def test_real_table1_schema_renders_to_docx(tmp_path):
     assert "SG before, n (%)" in md and "Charlson comorbidity index" in md
 
 
+@pytest.mark.workflow
 def test_demo_docx_table1_matches_parquet(demo_run):
     """After the demo run, the Word Table 1 holds the numbers of table1.parquet."""
     from pannet.io import read_parquet

@@ -63,7 +63,7 @@ def artefacts(tmp_path):
                 "rmst": 6.1,
                 "rmst_tau": 10.0,
             }
-            for p in ("all", "matched", "naive")
+            for p in ("all", "matched")
             for g in ("SG", "non-SG")
         ]
     )
@@ -80,12 +80,41 @@ def artefacts(tmp_path):
                 "evalue_hr": 2.66,
                 "evalue_ci": 1.36,
             }
-            for p in ("all", "matched", "naive")
+            for p in ("all", "matched")
+        ]
+    )
+    # the immortal-time contrast (results/survival/immortal_time.parquet): per population,
+    # design and group
+    immortal = pd.DataFrame(
+        [
+            {
+                "population": p,
+                "design": d,
+                "time_zero": "metastasis date for all" if d == "naive" else "study",
+                "group": g,
+                "n": 50,
+                "events": 30,
+                "median": 8.9 if d == "naive" else 7.4,
+                "median_lower": 6.0,
+                "median_upper": 11.0,
+                "horizon": 5.0,
+                "surv": 0.7,
+                "surv_lower": 0.55,
+                "surv_upper": 0.85,
+                "logrank_p": 0.01 if d == "naive" else 0.0431,
+                "hr": 0.48 if d == "naive" else 0.61,
+                "hr_lower": 0.3,
+                "hr_upper": 0.77,
+            }
+            for p in ("all", "matched")
+            for d in ("study", "naive")
+            for g in ("SG", "non-SG")
         ]
     )
     paths = [
         write_parquet(surv_summary, r / "survival/os_summary.parquet", **w),
         write_parquet(surv_tests, r / "survival/os_tests.parquet", **w),
+        write_parquet(immortal, r / "survival/immortal_time.parquet", **w),
         write_parquet(
             pd.DataFrame(
                 {
@@ -138,10 +167,13 @@ def test_sections_present_and_flagged(tmp_path, artefacts, config):
     # survival summaries: median (IQR), 5-year survival (CI), HR, E-value
     assert (
         "7.40 (4.10-10.50)" in surv
-        and "5y: 65.4 (51.5-79.3)" in surv
+        and "5 y: 65.4 (51.5-79.3)" in surv
         and "0.61 (0.40-0.93)" in surv
     )
     assert "<0.001" not in surv and "0.043" in surv
+    # the immortal-time contrast: both designs, the naive one's HR beside the study's
+    imm = html[html.index('<section id="immortal"') : html.index('<section id="table2"')]
+    assert "naive" in imm and "0.48 (0.30-0.77)" in imm and "0.61 (0.30-0.77)" in imm
     prov = read_provenance(out)
     assert prov["params"]["sections"]["table2"] is False
     assert len(prov["inputs"]) == len(artefacts)

@@ -70,6 +70,7 @@ def _chromium(exe: str, tmp: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.workflow
 def test_report_renders_offline(demo_run, chromium, tmp_path):
     report = demo_run / "report" / "study_report.html"
     assert report.exists()
@@ -77,6 +78,25 @@ def test_report_renders_offline(demo_run, chromium, tmp_path):
     assert not EXTERNAL.search(html), EXTERNAL.search(html).group(0)
     for sid in SECTIONS:
         assert f'<section id="{sid}"' in html, sid
+    # on the demo run every stage ran: each section has its artefacts, each figure is inlined,
+    # and the survival sections hold estimates (not the Kaplan-Meier step tables)
+    for sid in SECTIONS:
+        assert f'<section id="{sid}" data-present="yes"' in html, sid
+    for name in (
+        "flow_diagram.png",
+        "love_plot.png",
+        "ps_overlap.png",
+        "figure2_os.png",
+        "figure_pfs.png",
+        "figure_sensitivity.png",
+        "ph_residuals.png",
+    ):
+        assert f"<small>({name})</small>" in html, name
+    surv = html[html.index('<section id="survival"') : html.index('<section id="immortal"')]
+    assert surv.count("5 y: ") == 6 and surv.count("3 y: ") == 6  # OS / PFS x 3 populations x 2
+    assert surv.count("<tr") < 40
+    imm = html[html.index('<section id="immortal"') : html.index('<section id="table2"')]
+    assert imm.count("naive") >= 4
 
     dom = _chromium(chromium, tmp_path / "profile-dom", "--dump-dom", report.as_uri())
     assert dom.returncode == 0, dom.stderr[-2000:]

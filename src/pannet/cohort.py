@@ -336,7 +336,8 @@ def flow_diagram(attrition: pd.DataFrame, path, *, synthetic: bool = False) -> N
     sites = [s for s in dict.fromkeys(attrition["site"]) if s != "all"]
     steps = attrition[attrition["site"] == "all"].sort_values("step")
     n = len(steps)
-    fig, ax = plt.subplots(figsize=(9, 1.25 * n + 0.8), dpi=120)
+    # one data unit per step, 0.62 inch each: a two-line box and a small gap
+    fig, ax = plt.subplots(figsize=(9, 0.62 * n + 0.7), dpi=120)
     ax.set_xlim(0, 10)
     ax.set_ylim(0, n + 0.3)
     ax.axis("off")
@@ -378,13 +379,13 @@ def flow_diagram(attrition: pd.DataFrame, path, *, synthetic: bool = False) -> N
                 fontsize=8,
                 bbox=dict(boxstyle="square", fc="#fbf3ee", ec="#733"),
             )
-            ax.plot([3.2, 6.05], [y - 0.15, y - 0.15], color="#733", lw=0.8)
+            ax.plot([3.2, 6.05], [y - 0.3, y - 0.3], color="#733", lw=0.8)
         y -= 1.0 if k < n - 1 else 0
     # one continuous arrow from the first box to the last; exclusions branch off it
     ax.annotate(
         "",
         xy=(3.2, n - 0.2 - (n - 1) + 0.05),
-        xytext=(3.2, n - 0.2 - 0.45),
+        xytext=(3.2, n - 0.2 - 0.75),
         arrowprops=dict(arrowstyle="->", color="#335"),
     )
     title = "Study flow (STROBE)"

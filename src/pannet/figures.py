@@ -8,6 +8,7 @@ colours plus distinct line styles, so the figure survives colour-blindness and g
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -61,7 +62,8 @@ def km_panel(ax, risk_ax, steps: pd.DataFrame, tests: pd.Series | None, title: s
     ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_yticklabels([f"{int(v * 100)}" for v in np.linspace(0, 1, 6)])
     ax.set_ylabel("Survival (%)")
-    ax.set_title(title, loc="left", fontsize=8, fontweight="bold")
+    # wrap: a long population name ran into the next panel's title
+    ax.set_title(textwrap.fill(title, 48), loc="left", fontsize=8, fontweight="bold")
     ax.spines[["top", "right"]].set_visible(False)
     if tests is not None:
         ax.text(

@@ -17,6 +17,10 @@ import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from pannet.contingency import format_p as _format_p
+from pannet.table1 import LABELS as TABLE1_LABELS
+from pannet.table2 import LABELS as TABLE2_LABELS
+
 FORMATS = ("html", "docx", "tex", "md")
 SUFFIX = {"html": ".html", "docx": ".docx", "tex": ".tex", "md": ".md"}
 
@@ -31,31 +35,19 @@ TITLES = {
     "surgery": "Surgical outcomes in the surgery group",
 }
 
-# Display labels of the CDM's Table 1 variables and other known keys.
+# Display labels of known keys: the Table 1 and Table 2 stages' own labels (used when a
+# frame carries variable keys but no label column), and the surgical-outcome measures.
 LABELS = {
-    "age_group": "Age group, years",
-    "sex": "Sex",
-    "hormonal_function": "Hormonal function",
-    "calendar_period": "Calendar period",
-    "charlson_group": "Charlson comorbidity index",
-    "primary_size_cm": "Primary tumour size, cm",
-    "liver_metastases_count": "Number of liver metastases",
-    "extra_abdominal_metastases": "Extra-abdominal metastases",
-    "who_grade": "WHO grade",
-    "first_line_chemotherapy": "First-line chemotherapy",
-    "second_line_chemotherapy": "Second-line chemotherapy",
-    "third_line_chemotherapy": "Third-line chemotherapy",
-    "interferon_alpha": "Interferon alpha",
-    "somatostatin_analogue": "Somatostatin analogue",
-    "liver_resection": "Liver resection",
-    "thermal_hepatic_ablation": "Thermal hepatic ablation",
-    "hepatic_artery_embolization": "Hepatic artery embolization",
-    "prrt_177lu": "PRRT with 177Lu",
+    **TABLE1_LABELS,
+    **TABLE2_LABELS,
     "distal_pancreatectomy": "Distal pancreatectomy",
     "pancreaticoduodenectomy": "Pancreaticoduodenectomy (Whipple)",
     "central_pancreatectomy": "Central pancreatectomy",
     "enucleation": "Enucleation",
     "total_pancreatectomy": "Total pancreatectomy",
+    "resection_type": "Type of resection",
+    "clavien_dindo": "Complications, Clavien-Dindo grade",
+    "mortality_90d": "90-day mortality",
 }
 
 GROUP_COLUMNS = ("variable", "characteristic", "section", "category")
@@ -80,11 +72,10 @@ def _kind(name: str) -> str:
 
 
 def format_p(p) -> str:
-    """A p-value as journals print it: '<0.001' or three decimals."""
-    if p is None or (isinstance(p, float) and math.isnan(p)):
+    """A p-value as journals print it: '<0.001' or three decimals (as Table 1 and 2 do)."""
+    if p is None:
         return ""
-    p = float(p)
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
+    return _format_p(float(p))
 
 
 def format_value(value, kind: str = "num") -> str:

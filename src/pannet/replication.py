@@ -128,12 +128,12 @@ def _counts(df, column: str, levels, groups=GROUPS) -> np.ndarray:
     return out
 
 
-def _is_summary(df) -> bool:
+def is_survival_summary(df) -> bool:
     """A survival stage per-group summary (one row per group; not the KM step table)."""
     return {"population", "endpoint", "group", "horizon", "median"} <= set(df.columns)
 
 
-def _is_tests(df) -> bool:
+def is_survival_tests(df) -> bool:
     """A survival stage per-contrast test table (log-rank, Cox)."""
     cols = set(df.columns)
     return {"population", "endpoint", "logrank_p"} <= cols and "group" not in cols
@@ -147,7 +147,7 @@ def _survival_lookup(frames, population, endpoint, group=None):
     (and a ``surv`` column) but hold one row per event time.
     """
     for df in frames:
-        if not (_is_tests(df) if group is None else _is_summary(df)):
+        if not (is_survival_tests(df) if group is None else is_survival_summary(df)):
             continue
         sel = (df["population"] == population) & (df["endpoint"] == endpoint)
         if group is not None:

@@ -11,7 +11,15 @@ report: "../report/workflow.rst"
 # ALL_TARGETS before this file is included; the fixed paths below are the artefact
 # contract's. A path is used only when a rule makes it (or it exists), so a stage that
 # is not configured or not built leaves its report section omitted, not broken.
-REPORT_STAGES = ("cohort", "matching", "tables", "survival", "bootstrap", "diagnostics")
+REPORT_STAGES = (
+    "cohort",
+    "matching",
+    "tables",
+    "survival",
+    "figures",
+    "bootstrap",
+    "diagnostics",
+)
 REPORT_FIXED = [
     "results/cohort/attrition.parquet",
     "results/cohort/analysis.parquet",

@@ -25,6 +25,7 @@ FIGURE_CAPTIONS = {
     "pfs": "Progression-free survival by group",
     "sensitivity": "Sensitivity analysis",
     "immortal": "Immortal-time contrast",
+    "diagnostics": "Diagnostic figure",
     "other": "Figure",
 }
 FAIL_WORDS = {"fail", "failed", "false", "error", "violated", "warn", "warning"}
@@ -103,71 +104,94 @@ def _flags_for(failing, population=None, endpoint=None) -> list[str]:
 
 
 def _survival_frames(inp: ReportInputs):
-    frames = []
-    for p in inp.survival:
-        df = _read(p)
-        if {"population", "endpoint"} <= set(df.columns):
-            frames.append(df)
-    summaries = [
-        f for f in frames if "group" in f.columns and ("median" in f.columns or "surv" in f.columns)
-    ]
-    tests = [
-        f
-        for f in frames
-        if "group" not in f.columns and ("logrank_p" in f.columns or "hr" in f.columns)
-    ]
+    """The survival stage's per-group summaries, per-contrast tests and immortal-time table.
+
+    The Kaplan-Meier step tables (one row per event time; the figures' data) share the
+    key columns with the summaries and are not shown.
+    """
     import pandas as pd
 
-    s = pd.concat(summaries, ignore_index=True) if summaries else None
-    t = pd.concat(tests, ignore_index=True) if tests else None
-    return frames, s, t
+    from pannet.replication import is_survival_summary, is_survival_tests
+
+    summaries, tests, immortal = [], [], []
+    for p in inp.survival:
+        if Path(p).stem.endswith("_steps"):
+            continue
+        df = _read(p)
+        if {"design", "group", "population"} <= set(df.columns):
+            immortal.append(df)
+        elif is_survival_summary(df):
+            summaries.append(df)
+        elif is_survival_tests(df):
+            tests.append(df)
+
+    def cat(frames):
+        return pd.concat(frames, ignore_index=True) if frames else None
+
+    return cat(summaries), cat(tests), cat(immortal)
 
 
-def _fmt(x, d=2):
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        return ""
+def _fmt(x, d=2) -> str:
+    x = _num(x)
     return "" if math.isnan(x) else f"{x:.{d}f}"
 
 
-def _fmt_p(p):
-    try:
-        p = float(p)
-    except (TypeError, ValueError):
+def _fmt_p(p) -> str:
+    """A p-value as the tables print it (:func:`pannet.contingency.format_p`)."""
+    from pannet.contingency import format_p
+
+    return format_p(_num(p))
+
+
+POPULATIONS = {
+    "all": "all eligible (before matching)",
+    "matched": "matched",
+    "sensitivity": "matched, without liver resection or ablation",
+}
+ENDPOINTS = {"os": "overall survival", "pfs": "progression-free survival"}
+
+
+def _est_ci(est, lo, hi, d=2, scale=1.0) -> str:
+    """'7.70 (5.47-10.74)'; empty when the estimate is missing."""
+    e = _fmt(_num(est) * scale, d)
+    if not e:
         return ""
-    return "" if math.isnan(p) else ("<0.001" if p < 0.001 else f"{p:.3f}")
+    return f"{e} ({_fmt(_num(lo) * scale, d)}-{_fmt(_num(hi) * scale, d)})"
 
 
-def survival_summary_table(summary, tests, failing=None, *, immortal: bool = False) -> str:
+def _num(x) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def survival_summary_table(summary, tests, failing=None) -> str:
     """Medians (IQR), x-year survival (CI), RMST per group; log-rank, Cox HR, E-value per contrast."""
     import pandas as pd
-
-    def is_naive(pop, ep):
-        s = f"{pop} {ep}".lower()
-        return "naive" in s or "immortal" in s
 
     rows = []
     if summary is not None:
         for _, r in summary.iterrows():
-            if is_naive(r["population"], r["endpoint"]) != immortal:
-                continue
-            horizon = r.get("horizon", float("nan"))
             rows.append(
                 {
-                    "population": r["population"],
-                    "endpoint": r["endpoint"],
+                    "population": POPULATIONS.get(r["population"], r["population"]),
+                    "endpoint": ENDPOINTS.get(r["endpoint"], r["endpoint"]),
                     "group": r["group"],
                     "n": r.get("n", ""),
                     "events": r.get("events", ""),
-                    "median (IQR), years": f"{_fmt(r.get('median'))} ({_fmt(r.get('q25'))}-{_fmt(r.get('q75'))})",
+                    "median (IQR), years": _est_ci(r.get("median"), r.get("q25"), r.get("q75")),
+                    "median 95% CI": (
+                        f"{_fmt(r.get('median_lower'))}-{_fmt(r.get('median_upper'))}"
+                        if "median_lower" in r.index
+                        else ""
+                    ),
                     "x-year survival % (CI)": (
-                        f"{_fmt(horizon, 0)}y: {_fmt(100 * r.get('surv', float('nan')), 1)} "
-                        f"({_fmt(100 * r.get('surv_lower', float('nan')), 1)}-"
-                        f"{_fmt(100 * r.get('surv_upper', float('nan')), 1)})"
+                        f"{_fmt(r.get('horizon'), 0)} y: "
+                        + _est_ci(r.get("surv"), r.get("surv_lower"), r.get("surv_upper"), 1, 100)
                     ),
                     "RMST, years": (
-                        f"{_fmt(r.get('rmst'))} (tau {_fmt(r.get('rmst_tau'), 0)})"
+                        f"{_fmt(r.get('rmst'))} (to {_fmt(r.get('rmst_tau'), 0)} y)"
                         if "rmst" in r.index
                         else ""
                     ),
@@ -176,18 +200,17 @@ def survival_summary_table(summary, tests, failing=None, *, immortal: bool = Fal
     trows, flagged = [], []
     if tests is not None:
         for _, r in tests.iterrows():
-            if is_naive(r["population"], r["endpoint"]) != immortal:
-                continue
             flags = _flags_for(failing, r["population"], r["endpoint"])
             if flags:
                 flagged.append(len(trows))
             trows.append(
                 {
-                    "population": r["population"],
-                    "endpoint": r["endpoint"],
+                    "population": POPULATIONS.get(r["population"], r["population"]),
+                    "endpoint": ENDPOINTS.get(r["endpoint"], r["endpoint"]),
                     "log-rank p": _fmt_p(r.get("logrank_p")),
-                    "Cox HR (95% CI)": (
-                        f"{_fmt(r.get('hr'))} ({_fmt(r.get('hr_lower'))}-{_fmt(r.get('hr_upper'))})"
+                    "Cox HR SG vs non-SG (95% CI)": (
+                        _est_ci(r.get("hr"), r.get("hr_lower"), r.get("hr_upper"))
+                        + (" clustered on pair" if bool(r.get("cox_clustered", False)) else "")
                         if "hr" in r.index
                         else ""
                     ),
@@ -201,17 +224,175 @@ def survival_summary_table(summary, tests, failing=None, *, immortal: bool = Fal
                 }
             )
     out = ""
+    numeric_text = {
+        "median (IQR), years",
+        "median 95% CI",
+        "x-year survival % (CI)",
+        "RMST, years",
+        "log-rank p",
+        "Cox HR SG vs non-SG (95% CI)",
+        "Cox p",
+        "E-value (CI)",
+    }
     if rows:
-        out += H.plain_table(pd.DataFrame(rows), left={"population", "endpoint", "group"})
+        out += H.plain_table(pd.DataFrame(rows), right=numeric_text)
     if trows:
-        out += H.plain_table(
-            pd.DataFrame(trows), left={"population", "endpoint", "diagnostics"}, flag_rows=flagged
-        )
+        out += H.plain_table(pd.DataFrame(trows), right=numeric_text, flag_rows=flagged)
     return out
 
 
+def immortal_time_table(df) -> str:
+    """The immortal-time contrast: each population under the study's time zero and the naive
+    one (everyone from the metastasis date), per group, with the contrast's log-rank and HR."""
+    import pandas as pd
+
+    if df is None or df.empty:
+        return ""
+    rows = []
+    for _, r in df.iterrows():
+        rows.append(
+            {
+                "population": POPULATIONS.get(r["population"], r["population"]),
+                "design": r["design"],
+                "time zero": r.get("time_zero", ""),
+                "group": r["group"],
+                "n": r.get("n", ""),
+                "events": r.get("events", ""),
+                "median OS, years (95% CI)": _est_ci(
+                    r.get("median"), r.get("median_lower"), r.get("median_upper")
+                ),
+                "x-year OS % (CI)": f"{_fmt(r.get('horizon'), 0)} y: "
+                + _est_ci(r.get("surv"), r.get("surv_lower"), r.get("surv_upper"), 1, 100),
+                "log-rank p": _fmt_p(r.get("logrank_p")),
+                "Cox HR SG vs non-SG (95% CI)": _est_ci(
+                    r.get("hr"), r.get("hr_lower"), r.get("hr_upper")
+                ),
+            }
+        )
+    right = {
+        "median OS, years (95% CI)",
+        "x-year OS % (CI)",
+        "log-rank p",
+        "Cox HR SG vs non-SG (95% CI)",
+    }
+    return H.plain_table(pd.DataFrame(rows), right=right)
+
+
+def attrition_table(att) -> str:
+    """The attrition table wide: one row per step, 'remaining (removed)' per site and in total."""
+    import pandas as pd
+
+    if not {"step", "criterion", "description", "site", "removed", "remaining"} <= set(att.columns):
+        return H.plain_table(att)
+    sites = list(dict.fromkeys(att["site"]))
+    sites = [s for s in sites if s != "all"] + (["all"] if "all" in sites else [])
+    rows = []
+    for (step, crit), g in att.groupby(["step", "criterion"], sort=True):
+        by = g.set_index("site")
+        row = {"step": int(step), "description": by["description"].iloc[0]}
+        for site in sites:
+            if site not in by.index:
+                row[site] = ""
+                continue
+            r = by.loc[site]
+            removed = int(r["removed"])
+            row[site] = f"{int(r['remaining'])}" + (f" (-{removed})" if removed else "")
+            if crit == "included" and {"sg", "non_sg"} <= set(by.columns) and not pd.isna(r["sg"]):
+                row[site] += f"; SG {int(r['sg'])}, non-SG {int(r['non_sg'])}"
+        rows.append(row)
+    out = pd.DataFrame(rows).rename(columns={"all": "all sites"})
+    cols = [c for c in out.columns if c not in ("step", "description")]
+    return (
+        "<p>Patients remaining after each step, by site (removed by the step in brackets).</p>"
+        + H.plain_table(out, right=cols)
+    )
+
+
+def replication_html(rep, *, synthetic: bool) -> str:
+    """Counts by section, the rows outside tolerance or not computed, then every row (folded)."""
+    import pandas as pd
+
+    from pannet.replication import COLUMNS, DEMO_NOTE
+
+    note = f'<p class="note">{escape(DEMO_NOTE)}</p>' if synthetic else ""
+    within = rep["within"]
+    n_in = int(within.fillna(False).sum())
+    n_out = int((within == False).sum())  # noqa: E712
+    n_na = int(within.isna().sum())
+    head = (
+        f"<p>{len(rep)} published figures: {n_in} within tolerance, {n_out} outside, "
+        f"{n_na} not computed. Tolerances (computed - published): counts max(absolute, "
+        "relative x published), percentages, years, p-values and |SMD| x 100 absolute.</p>"
+    )
+    by = (
+        rep.assign(
+            outside=(within == False).astype(int),  # noqa: E712
+            within_=within.fillna(False).astype(int),
+            missing=within.isna().astype(int),
+        )
+        .groupby("section", sort=False)
+        .agg(
+            rows=("item", "size"),
+            within=("within_", "sum"),
+            outside=("outside", "sum"),
+            not_computed=("missing", "sum"),
+        )
+        .reset_index()
+        .rename(columns={"not_computed": "not computed"})
+    )
+    cols = [c for c in COLUMNS if c not in ("kind", "within", "note")]
+    shown = rep.assign(note=rep["note"].where(rep["note"] != DEMO_NOTE, ""))
+    out = shown[within == False]  # noqa: E712
+    missing = shown[within.isna()]
+    body = note + head + H.plain_table(by)
+    if len(out):
+        body += f"<h3>Outside tolerance ({len(out)})</h3>" + H.plain_table(
+            out[[*cols, "note"]], floatfmt="{:.4g}"
+        )
+    if len(missing):
+        body += f"<h3>Not computed ({len(missing)})</h3>" + H.plain_table(
+            missing[[*cols, "note"]], floatfmt="{:.4g}"
+        )
+    flag = {i for i, v in enumerate(within) if not pd.isna(v) and not bool(v)}
+    body += (
+        f"<details><summary>All {len(rep)} rows</summary>"
+        + H.plain_table(shown[[*cols, "within", "note"]], flag_rows=flag, floatfmt="{:.4g}")
+        + "</details>"
+    )
+    return body
+
+
 def _bootstrap_table(df) -> str:
-    return H.plain_table(df, left=[c for c in df.columns if df[c].dtype == object])
+    """Observed estimate, bootstrap SE, percentile and BCa intervals per estimate."""
+    import pandas as pd
+
+    if not {"estimate", "observed", "pct_lower", "pct_upper"} <= set(df.columns):
+        return H.plain_table(df)
+    rows = []
+    for _, r in df.iterrows():
+        level = _num(r.get("conf_level", 0.95))
+        rows.append(
+            {
+                "estimate": r["estimate"],
+                "endpoint": r.get("endpoint", ""),
+                "observed": _fmt(r["observed"], 3),
+                "bootstrap SE": _fmt(r.get("se"), 3),
+                f"percentile {100 * level:.0f}% CI": (
+                    f"{_fmt(r['pct_lower'], 3)} to {_fmt(r['pct_upper'], 3)}"
+                ),
+                f"BCa {100 * level:.0f}% CI": (
+                    f"{_fmt(r.get('bca_lower'), 3)} to {_fmt(r.get('bca_upper'), 3)}"
+                    if "bca_lower" in r.index
+                    else ""
+                ),
+                "replicates (finite)": f"{r.get('replicates', '')} ({r.get('n_finite', '')})",
+                "scheme": r.get("scheme", ""),
+            }
+        )
+    out = pd.DataFrame(rows)
+    return H.plain_table(
+        out, right=[c for c in out.columns if c not in ("estimate", "endpoint", "scheme")]
+    )
 
 
 def footer_html(inp: ReportInputs, provenance_dir: str | None = None) -> str:
@@ -267,9 +448,8 @@ def build_sections(inp: ReportInputs, config: Mapping, *, synthetic: bool) -> li
                 "diagnostics",
                 "Diagnostics",
                 head
-                + H.plain_table(
-                    diag.reset_index(drop=True), flag_rows=idx, left=list(diag.columns[:2])
-                ),
+                + H.plain_table(diag.reset_index(drop=True), flag_rows=idx)
+                + _figures(inp, ["diagnostics"]),
             )
         )
     else:
@@ -286,7 +466,7 @@ def build_sections(inp: ReportInputs, config: Mapping, *, synthetic: bool) -> li
     body = _figures(inp, ["flow"])
     att = _read(inp.attrition)
     if att is not None:
-        body += H.plain_table(att, left=[c for c in att.columns if att[c].dtype == object])
+        body += attrition_table(att)
     S.append(
         Section(
             "flow",
@@ -335,7 +515,7 @@ def build_sections(inp: ReportInputs, config: Mapping, *, synthetic: bool) -> li
     )
 
     # Survival
-    frames, summary, tests = _survival_frames(inp)
+    summary, tests, immortal = _survival_frames(inp)
     body = _figures(inp, ["os", "pfs", "sensitivity"])
     table = survival_summary_table(summary, tests, failing)
     body += table
@@ -349,9 +529,7 @@ def build_sections(inp: ReportInputs, config: Mapping, *, synthetic: bool) -> li
     )
 
     # Immortal-time contrast
-    body = _figures(inp, ["immortal"]) + survival_summary_table(
-        summary, tests, failing, immortal=True
-    )
+    body = _figures(inp, ["immortal"]) + immortal_time_table(immortal)
     if body:
         body = (
             "<p>The same comparison with everyone counted from the date of metastatic disease "
@@ -365,7 +543,7 @@ def build_sections(inp: ReportInputs, config: Mapping, *, synthetic: bool) -> li
             body
             or H.omitted(
                 "immortal-time contrast",
-                "no survival results for the naive (metastasis-date) time origin",
+                "results/survival/immortal_time.parquet not present",
             ),
             bool(body),
         )
@@ -401,38 +579,11 @@ def build_sections(inp: ReportInputs, config: Mapping, *, synthetic: bool) -> li
 
     rep = _read(inp.replication)
     if rep is not None:
-        note = (
-            '<p class="note">On the synthetic demo data this checks the pipeline and the data generator '
-            "(calibrated to the publication), not the study.</p>"
-            if synthetic
-            else ""
-        )
-        n_in = int(rep["within"].fillna(False).sum())
-        n_out = int((rep["within"] == False).sum())  # noqa: E712
-        n_na = int(rep["within"].isna().sum())
-        summary_txt = f"<p>{n_in} within tolerance, {n_out} outside, {n_na} not computed.</p>"
-        show = rep[
-            [
-                "section",
-                "item",
-                "group",
-                "published",
-                "computed",
-                "difference",
-                "tolerance",
-                "within",
-            ]
-        ]
-        flag = {
-            i for i, v in enumerate(rep["within"]) if v is False or (not pd.isna(v) and not bool(v))
-        }
         S.append(
             Section(
                 "replication",
                 "Replication check against the publication",
-                note
-                + summary_txt
-                + H.plain_table(show, flag_rows=flag, left={"section", "item", "group"}),
+                replication_html(rep, synthetic=synthetic),
             )
         )
     else:

@@ -47,11 +47,35 @@ def figure(path: str | Path, caption: str) -> str:
     )
 
 
-def plain_table(df, *, flag_rows=None, left=None, floatfmt: str = "{:.3g}") -> str:
-    """A small HTML table of a DataFrame (strings escaped; rows in ``flag_rows`` highlighted)."""
+def _cell(v, floatfmt: str) -> str:
     import math
 
-    left = set(left or [])
+    import numpy as np
+
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return ", ".join(_cell(x, floatfmt) for x in v)
+    if isinstance(v, (float, np.floating)):
+        return "" if math.isnan(v) else floatfmt.format(v)
+    if v is None or str(v) in ("<NA>", "nan", "NaT"):
+        return ""
+    return str(v)
+
+
+def plain_table(df, *, flag_rows=None, left=None, right=None, floatfmt: str = "{:.3g}") -> str:
+    """A small HTML table of a DataFrame (strings escaped; rows in ``flag_rows`` highlighted).
+
+    Text columns (and those named in ``left``) are left-aligned, numbers (and text
+    columns named in ``right``, e.g. formatted estimates) right-aligned; list cells are
+    joined with commas.
+    """
+    import pandas as pd
+
+    left = set(left or []) | {
+        c
+        for c in df.columns
+        if not (pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c]))
+    }
+    left -= set(right or [])
     flag_rows = set(flag_rows or [])
     head = "".join(
         f'<th class="{"l" if c in left else ""}">{escape(str(c))}</th>' for c in df.columns
@@ -60,14 +84,8 @@ def plain_table(df, *, flag_rows=None, left=None, floatfmt: str = "{:.3g}") -> s
     for i, rec in enumerate(df.itertuples(index=False)):
         cells = []
         for c, v in zip(df.columns, rec, strict=True):
-            if isinstance(v, float):
-                s = "" if math.isnan(v) else floatfmt.format(v)
-            elif v is None or str(v) in ("<NA>", "nan", "NaT"):
-                s = ""
-            else:
-                s = str(v)
             cls = "l" if c in left else ""
-            cells.append(f'<td class="{cls}">{escape(s)}</td>')
+            cells.append(f'<td class="{cls}">{escape(_cell(v, floatfmt))}</td>')
         body.append(f'<tr class="{"flag" if i in flag_rows else ""}">{"".join(cells)}</tr>')
     return (
         f'<table class="plain"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'

@@ -15,6 +15,7 @@ FIGURE_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg")
 
 # figure role -> filename keywords (first match wins, checked in this order)
 FIGURE_ROLES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("diagnostics", ("ph_residual", "schoenfeld", "preference", "equipoise")),
     ("flow", ("flow", "attrition", "consort")),
     ("love", ("love", "balance", "smd")),
     ("overlap", ("overlap", "propensity", "ps_")),

@@ -20,6 +20,7 @@ ORDER = {
     "random": "treated patients in random order",
     "data": "treated patients in data order",
 }
+ENDPOINT_NAMES = {"os": "overall survival", "pfs": "progression-free survival"}
 TEST_RULE = {
     "auto": "Pearson's chi-square test without continuity correction, or Fisher's exact test "
     "when an expected count was below {below}",
@@ -113,8 +114,15 @@ def methods_paragraphs(config: Mapping) -> list[str]:
             "survival time to " + _join(f"{v} years ({k})" for k, v in tau.items()) + "."
         )
     if bs:
+        scheme = {
+            "pairs": "matched pairs",
+            "full": "the whole cohort (propensity model refitted and patients re-matched)",
+        }
         paras.append(
-            f"Bootstrap: {bs.get('replicates')} replicates resampling {bs.get('scheme', 'pairs')} "
-            f"(seed {bs.get('seed')}), percentile intervals."
+            f"Bootstrap: {bs.get('replicates')} replicates resampling "
+            f"{scheme.get(bs.get('scheme', 'pairs'), bs.get('scheme'))} (seed {bs.get('seed')}), "
+            f"{_join(ENDPOINT_NAMES.get(e, e) for e in [bs.get('endpoint', 'os')])}; percentile and "
+            f"bias-corrected accelerated (BCa) {int(round(100 * bs.get('conf_level', 0.95)))} % "
+            "intervals."
         )
     return paras
