@@ -8,7 +8,6 @@ colours plus distinct line styles, so the figure survives colour-blindness and g
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -62,8 +61,10 @@ def km_panel(ax, risk_ax, steps: pd.DataFrame, tests: pd.Series | None, title: s
     ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_yticklabels([f"{int(v * 100)}" for v in np.linspace(0, 1, 6)])
     ax.set_ylabel("Survival (%)")
-    # wrap: a long population name ran into the next panel's title
-    ax.set_title(textwrap.fill(title, 48), loc="left", fontsize=8, fontweight="bold")
+    # a long population name ran into the next panel's title: smaller type past 56 characters
+    ax.set_title(
+        title, loc="left", fontsize=max(6.0, 8 * min(1.0, 56 / len(title))), fontweight="bold"
+    )
     ax.spines[["top", "right"]].set_visible(False)
     if tests is not None:
         ax.text(

@@ -47,6 +47,24 @@ P_DECIMALS = 3
 SMD_HALF_UNIT = 0.05  # SMDs are printed x 100 with one decimal
 
 
+def read_published(path) -> dict:
+    """The project's copy of the publication's figures (``study.published``, YAML).
+
+    Raises
+    ------
+    ValueError
+        When the file is not a mapping with the ``table1`` block both the audit and the
+        replication check read.
+    """
+    import yaml
+
+    with open(path, encoding="utf-8") as fh:
+        published = yaml.safe_load(fh)
+    if not isinstance(published, dict) or "table1" not in published:
+        raise ValueError(f"{path}: not a publication file (no 'table1' block)")
+    return published
+
+
 # ---------------------------------------------------------------------------
 # Tests
 def p_value_variants(table) -> dict[str, float]:

@@ -2,15 +2,12 @@
 
 import sys
 
-import yaml
-
 from pannet.io import write_parquet
-from pannet.pubaudit import audit_publication
+from pannet.pubaudit import audit_publication, read_published
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 - injected by Snakemake
 
-with open(snakemake.input.published, encoding="utf-8") as fh:  # noqa: F821
-    published = yaml.safe_load(fh)
+published = read_published(snakemake.input.published)  # noqa: F821
 df = audit_publication(published)
 write_parquet(df, snakemake.output[0], rule=snakemake.rule, inputs=[snakemake.input.published])  # noqa: F821
 print(df["verdict"].value_counts().to_string(), file=sys.stderr)

@@ -2,9 +2,8 @@
 
 import sys
 
-import yaml
-
 from pannet.io import read_parquet, write_parquet
+from pannet.pubaudit import read_published
 from pannet.replication import replicate
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
@@ -20,8 +19,7 @@ def optional(name):
     return read_parquet(paths(name)[0]) if paths(name) else None
 
 
-with open(inp.published, encoding="utf-8") as fh:
-    published = yaml.safe_load(fh)
+published = read_published(inp.published)
 df = replicate(
     published,
     analysis=optional("analysis"),

@@ -340,23 +340,27 @@ def replication_html(rep, *, synthetic: bool) -> str:
         .reset_index()
         .rename(columns={"not_computed": "not computed"})
     )
-    cols = [c for c in COLUMNS if c not in ("kind", "within", "note")]
-    shown = rep.assign(note=rep["note"].where(rep["note"] != DEMO_NOTE, ""))
+    shown = rep.assign(note=rep["note"].where(rep["note"] != DEMO_NOTE, "").fillna(""))
+    # the demo note is said once above; a column of it (or of nothing) is dropped
+    drop = {"kind", "within", "note"}
+    cols = [c for c in COLUMNS if c not in drop]
+    if (shown["note"] != "").any():
+        cols.append("note")
     out = shown[within == False]  # noqa: E712
     missing = shown[within.isna()]
     body = note + head + H.plain_table(by)
     if len(out):
         body += f"<h3>Outside tolerance ({len(out)})</h3>" + H.plain_table(
-            out[[*cols, "note"]], floatfmt="{:.4g}"
+            out[cols], floatfmt="{:.4g}"
         )
     if len(missing):
         body += f"<h3>Not computed ({len(missing)})</h3>" + H.plain_table(
-            missing[[*cols, "note"]], floatfmt="{:.4g}"
+            missing[cols], floatfmt="{:.4g}"
         )
     flag = {i for i, v in enumerate(within) if not pd.isna(v) and not bool(v)}
     body += (
         f"<details><summary>All {len(rep)} rows</summary>"
-        + H.plain_table(shown[[*cols, "within", "note"]], flag_rows=flag, floatfmt="{:.4g}")
+        + H.plain_table(shown[[*cols, "within"]], flag_rows=flag, floatfmt="{:.4g}")
         + "</details>"
     )
     return body
@@ -497,13 +501,16 @@ def build_sections(inp: ReportInputs, config: Mapping, *, synthetic: bool) -> li
         smd_cols = [
             c for c in bal.columns if "smd" in c.lower() and pd.api.types.is_numeric_dtype(bal[c])
         ]
+        # balance is judged after matching: flag on the after-matching SMD when there is one
+        smd_cols = [c for c in smd_cols if "after" in c.lower()] or smd_cols
         rows = set()
         for c in smd_cols:
             vals = bal[c].abs()
             scale = 100 if vals.max(skipna=True) <= 2 else 1  # SMD stored as a fraction or x 100
             rows |= {i for i, v in enumerate(vals * scale) if v > flag}
-        body += H.plain_table(
-            bal, left=[c for c in bal.columns if bal[c].dtype == object], flag_rows=rows
+        body += (
+            f"<p>Rows with |SMD| x 100 above {flag} after matching are highlighted.</p>"
+            + H.plain_table(bal, flag_rows=rows)
         )
     S.append(
         Section(
