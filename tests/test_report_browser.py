@@ -128,3 +128,35 @@ def test_report_renders_offline(demo_run, chromium, tmp_path):
     # the synthetic banner (or the title) is painted: the top of the page is not blank
     top = img[:60]
     assert (top[..., :3].std() > 0.05) or (top[..., 0] > 0.5).mean() > 0.2
+
+
+@pytest.mark.workflow
+def test_snakemake_report_of_the_demo_run(demo_run, tmp_path):
+    """`snakemake --report` on the completed run: one offline file with every captioned
+    figure and table, under its category."""
+    import sys
+
+    from conftest import ROOT
+
+    out = tmp_path / "snakemake_report.html"
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "1", "--report", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    html = out.read_text(encoding="utf-8")
+    for name in (
+        "study_report.html",
+        "figure2_os.png",
+        "figure_pfs.png",
+        "figure_sensitivity.png",
+        "flow_diagram.png",
+        "love_plot.png",
+        "table1.html",
+    ):
+        assert name in html, name
+    for category in ("Study report", "Tables", "Figures", "Cohort", "Matching"):
+        assert category in html, category
