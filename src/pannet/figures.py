@@ -8,6 +8,7 @@ colours plus distinct line styles, so the figure survives colour-blindness and g
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +19,9 @@ import pandas as pd
 COLOURS = {"SG": "#0072B2", "non-SG": "#D55E00"}
 LINESTYLES = {"SG": "-", "non-SG": "--"}
 LABELS = {"SG": "SG (primary resected)", "non-SG": "non-SG"}
+# a panel title longer than TITLE_WRAP characters runs off its panel: wrapped at TITLE_WIDTH
+TITLE_WRAP = 48
+TITLE_WIDTH = 44
 ENDPOINT_LABELS = {"os": "Overall survival", "pfs": "Progression-free survival"}
 DOUBLE_COLUMN_IN = 7.0  # 178 mm, a journal's two-column width
 SINGLE_COLUMN_IN = 3.5  # 89 mm
@@ -61,10 +65,11 @@ def km_panel(ax, risk_ax, steps: pd.DataFrame, tests: pd.Series | None, title: s
     ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_yticklabels([f"{int(v * 100)}" for v in np.linspace(0, 1, 6)])
     ax.set_ylabel("Survival (%)")
-    # a long population name ran into the next panel's title: smaller type past 56 characters
-    ax.set_title(
-        title, loc="left", fontsize=max(6.0, 8 * min(1.0, 56 / len(title))), fontweight="bold"
-    )
+    # a long population name ran into the next panel's title (and off the figure): wrap it;
+    # km_figure leaves room for the second line
+    if len(title) > TITLE_WRAP:
+        title = textwrap.fill(title, TITLE_WIDTH)
+    ax.set_title(title, loc="left", fontsize=8, fontweight="bold")
     ax.spines[["top", "right"]].set_visible(False)
     if tests is not None:
         ax.text(
@@ -136,6 +141,7 @@ def km_figure(
         xmax = tick_step * np.ceil(tmax / tick_step)
     ticks = np.arange(0, xmax + 1e-9, tick_step)
     width = DOUBLE_COLUMN_IN if len(panels) > 1 else SINGLE_COLUMN_IN
+    wrapped = any(len(p[2]) > TITLE_WRAP for p in panels)
     with plt.rc_context({"font.size": 7, "font.family": "DejaVu Sans", "svg.hashsalt": "pannet"}):
         fig = plt.figure(figsize=(width, 3.3))
         gs = fig.add_gridspec(
@@ -146,7 +152,7 @@ def km_figure(
             wspace=0.3,
             left=0.1,
             right=0.98,
-            top=0.9 if suptitle else 0.93,
+            top=(0.9 if suptitle else 0.93) - (0.05 if wrapped else 0.0),
             bottom=0.08,
         )
         for j, (steps, tests, title) in enumerate(panels):
