@@ -168,6 +168,22 @@ def test_flow_reads_the_all_sites_total_of_the_attrition_table(published):
     assert (rep.loc["flow"]["source"].iloc[:4] == "cohort/attrition.parquet").all()
 
 
+def test_large_cohort_fisher_rows_not_computed_with_a_reason(published, monkeypatch):
+    """A cohort too large for the exact enumeration: the Fisher rows say so, no traceback."""
+    import pannet.contingency as contingency
+
+    def too_large(table):
+        raise contingency.ContingencyError("table too large for the exact test")
+
+    monkeypatch.setattr(contingency, "fisher_test", too_large)
+    rep = replicate(published, analysis=_cohort(published, "before"), matched=None)
+    row = rep[rep["item"] == "extra_abdominal_metastases p (fisher)"].iloc[0]
+    assert math.isnan(row["computed"]) and pd.isna(row["within"])
+    assert "too large" in row["note"]
+    chi = rep[rep["item"] == "age_group p (chi2)"].iloc[0]
+    assert not math.isnan(chi["computed"])
+
+
 # ---------------------------------------------------------------------------
 # On the demo run: every row of the flow and Table 1 before matching within tolerance,
 # and each computed value equal to the one read from its artefact by other code.

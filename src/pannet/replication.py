@@ -102,18 +102,25 @@ class _Rows:
 GROUPS = ("SG", "non-SG")
 
 
-def _p(table, test: str) -> float:
-    """p of the named test ("chi2" | "fisher") on a counts table (NaN when a count is NaN).
+TOO_LARGE_FOR_EXACT = "not computed: the table is too large for Fisher's exact enumeration"
+
+
+def _p(table, test: str) -> tuple[float, str]:
+    """(p, note) of the named test ("chi2" | "fisher") on a counts table.
 
     The tests are :mod:`pannet.contingency`'s, as Table 1 and Table 2 use; an empty level
-    (all-zero row or column) is dropped there, as R does.
+    (all-zero row or column) is dropped there, as R does. p is NaN when a count is NaN, or
+    for Fisher when the table is too large to enumerate (a large cohort: the note says so).
     """
-    from pannet.contingency import chi2_test, fisher_test
+    from pannet.contingency import ContingencyError, chi2_test, fisher_test
 
     t = np.asarray(table, dtype=float)
     if np.isnan(t).any() or t.sum() == 0:
-        return math.nan
-    return float((fisher_test if test == "fisher" else chi2_test)(t)["p"])
+        return math.nan, ""
+    try:
+        return float((fisher_test if test == "fisher" else chi2_test)(t)["p"]), ""
+    except ContingencyError:
+        return math.nan, TOO_LARGE_FOR_EXACT
 
 
 def _counts(df, column: str, levels, groups=GROUPS) -> np.ndarray:
@@ -311,14 +318,16 @@ def replicate(
                     )
         if "p_before" in spec:
             test = spec.get("test", "chi2")
+            p, why = _p(_counts(analysis, var, levels), test)
             R.add(
                 "table1_before",
                 f"{var} p ({test})",
                 "",
                 spec["p_before"],
-                _p(_counts(analysis, var, levels), test),
+                p,
                 "p",
                 src["before"],
+                note=why,
             )
 
     # Survival: the survival stage's per-group summary (medians, quartiles and S(t) with
@@ -391,14 +400,15 @@ def replicate(
             comp = [float(matched.loc[matched["group"] == g, item].sum()) for g in GROUPS]
         for g, pub, c in zip(GROUPS, spec["counts"], comp, strict=True):
             R.add("table2", item, g, pub, c, "count", src_m)
-        p = nan
+        p, why = nan, ""
         if matched is not None and not any(math.isnan(c) for c in comp):
             n = [grp_n(matched, g) for g in GROUPS]
-            p = _p(
+            p, why = _p(
                 np.array([[comp[0], n[0] - comp[0]], [comp[1], n[1] - comp[1]]]),
                 spec.get("test", "chi2"),
             )
-        R.add("table2", f"{item} p ({spec.get('test', 'chi2')})", "", spec["p"], p, "p", src_m)
+        test = spec.get("test", "chi2")
+        R.add("table2", f"{item} p ({test})", "", spec["p"], p, "p", src_m, note=why)
 
     # Surgical outcomes: the surgery group of the analysis cohort (all 65, not the matched).
     src_a = source_path("analysis")
