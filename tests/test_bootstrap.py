@@ -132,6 +132,38 @@ def test_bca_formula():
     assert math.isnan(bs.bca_interval(v, math.nan, jack)["bca_lower"])
 
 
+@pytest.mark.parametrize("scheme", ["pairs", "full"])
+def test_grouped_jackknife_leaves_out_whole_groups(inputs, scheme):
+    """Above bootstrap.jackknife_groups units, value g is the estimate without group g
+    (units i % groups == g), the same as estimating on a table without those units."""
+    df = read_parquet(inputs[scheme])
+    cfg = _config(scheme, 10, 10)
+    s = bs._settings(cfg)
+    data = bs.prepare(df, scheme, COVS, source="t")
+    n = data.n_pairs if scheme == "pairs" else data.time.size
+    exact = bs.jackknife(data, s["matching"], s["horizon"], s["tau"])
+    assert exact["log_hr"].size == n
+    # n <= groups: the exact leave-one-out jackknife
+    same = bs.jackknife(data, s["matching"], s["horizon"], s["tau"], groups=n)
+    for k in bs.ESTIMATES:
+        assert np.array_equal(same[k], exact[k], equal_nan=True)
+    groups = 7
+    jk = bs.jackknife(data, s["matching"], s["horizon"], s["tau"], chunk=3, groups=groups)
+    assert jk["log_hr"].size == groups
+    for g in (0, 4, 6):
+        if scheme == "pairs":
+            labels = np.unique(df["pair_id"].to_numpy())
+            keep = df["pair_id"].isin(labels[np.arange(n) % groups != g])
+        else:
+            keep = np.arange(n) % groups != g
+        sub = bs.prepare(df[keep].reset_index(drop=True), scheme, COVS, source="t")
+        obs = bs.observed(sub, s["matching"], s["horizon"], s["tau"])
+        for k in bs.ESTIMATES:
+            assert jk[k][g] == pytest.approx(obs[k], rel=1e-9, abs=1e-12, nan_ok=True)
+    with pytest.raises(bs.BootstrapError, match="jackknife_groups"):
+        bs.jackknife(data, s["matching"], s["horizon"], s["tau"], groups=1)
+
+
 def test_bad_input_names_file_column_and_rows(inputs):
     df = read_parquet(inputs["pairs"])
     bad = df.copy()
