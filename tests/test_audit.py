@@ -105,6 +105,16 @@ def test_orphans(mini):
     assert st["results/cohort/analysis.parquet"] == "stale"
 
 
+def test_test_evidence_is_not_an_orphan(mini):
+    # The browser test keeps its screenshot under results/test-evidence/.
+    shot = mini / "results/test-evidence/study_report.png"
+    shot.parent.mkdir(parents=True)
+    shot.write_bytes(b"\x89PNG evidence")
+    st = statuses(mini)
+    assert "results/test-evidence/study_report.png" not in st
+    assert set(st.values()) == {"ok"}, st
+
+
 def test_rule_removed_from_the_workflow_is_orphaned(mini):
     sf = mini / "Snakefile"
     sf.write_text(sf.read_text().replace("rule table1:", "rule table_one:"))

@@ -3,7 +3,7 @@
 After the demo run, Chromium loads ``results/report/study_report.html`` with every host
 name resolving nowhere (``--host-resolver-rules="MAP * ~NOTFOUND"``) and no background
 networking; the HTML itself must name no http(s) resource. The screenshot is kept at
-``results/report/study_report.png``.
+``results/test-evidence/study_report.png`` (kept as evidence; ``pannet audit`` skips that folder).
 """
 
 from __future__ import annotations
@@ -110,7 +110,8 @@ def test_report_renders_offline(demo_run, chromium, tmp_path):
         assert base64.b64decode(uri[:16])[:8] == b"\x89PNG\r\n\x1a\n"
     assert "ERR_NAME_NOT_RESOLVED" not in dom.stderr
 
-    shot = demo_run / "report" / "study_report.png"
+    shot = demo_run / "test-evidence" / "study_report.png"
+    shot.parent.mkdir(exist_ok=True)
     shot.unlink(missing_ok=True)
     res = _chromium(
         chromium,

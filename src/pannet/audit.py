@@ -36,6 +36,9 @@ MANIFEST = "results/provenance/manifest.parquet"
 ENVIRONMENT = "results/provenance/environment.json"
 MANIFEST_COLUMNS = ("path", "kind", "sha256", "bytes", "rule", "inputs")
 STATUSES = ("ok", "stale", "tampered", "orphaned")
+# Files the test suite keeps as evidence of a check (e.g. the report's screenshot): not
+# workflow artefacts, so never orphans.
+EVIDENCE_DIR = "test-evidence"
 # Modules every step imports for provenance; their edits change metadata, not results,
 # and Snakemake does not rerun for them (pannet.deps ignores them too).
 _METADATA_MODULES = frozenset({"pannet", "pannet.io", "pannet.provenance", "pannet.deps"})
@@ -308,6 +311,8 @@ def audit(results: str | os.PathLike = "results") -> list[Finding]:
             continue
         rel = p.relative_to(root).as_posix()
         if rel in findings or rel == manifest_rel:
+            continue
+        if p.relative_to(root / res_name).parts[0] == EVIDENCE_DIR:
             continue
         findings[rel] = Finding(
             rel, "orphaned", ["not in the manifest: not produced by the current workflow"]
