@@ -175,3 +175,26 @@ def test_policy_stops_with_a_located_message():
         validation.enforce_policy("a", q, {"patients": 10}, on_invalid="quarantine", max_share=0.05)
     with pytest.raises(validation.QuarantineLimitError, match="on_invalid is 'fail'"):
         validation.enforce_policy("a", q, {"patients": 100}, on_invalid="fail", max_share=0.05)
+
+
+def test_column_batches_give_the_same_results(uppsala, monkeypatch):
+    """Large tables are validated a column (pair) at a time (validation.NARROW_MIN_ROWS);
+    the results, failing rows and values included, equal the one-batch run."""
+    raw = _uppsala_raw(uppsala)
+    frames = validation.raw_frames("uppsala", raw, uppsala)
+    whole = validation.run_suite("uppsala", "raw", frames)
+    monkeypatch.setattr(validation, "NARROW_MIN_ROWS", 0)
+    assert len(validation._batches(frames[0])) > 1
+    narrow = validation.run_suite("uppsala", "raw", frames)
+    pd.testing.assert_frame_equal(narrow, whole)
+    assert (~narrow["success"]).sum() == 9
+    p = patients("a", [{"patient_key": "k1"}, {"patient_key": "k2", "death_date": "2004-06-01"}])
+    t = treatments("a", [{"patient_key": "zz", "treatment": "prrt", "start_date": "2005-03-01"}])
+    cdm = validation.cdm_frames(p, t, patients_file="p.csv", treatments_file="t.csv")
+    narrow = validation.run_suite("a", "cdm", cdm)
+    monkeypatch.setattr(validation, "NARROW_MIN_ROWS", 10**9)
+    pd.testing.assert_frame_equal(narrow, validation.run_suite("a", "cdm", cdm))
+    assert set(narrow.loc[~narrow["success"], "rule"]) >= {
+        "death_after_diagnosis",
+        "unknown_patient",
+    }
