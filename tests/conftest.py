@@ -73,6 +73,30 @@ def copy_project(dest: Path, with_results: bool = True) -> Path:
     return dest
 
 
+WORKFLOW_PARTS = (
+    "Snakefile",
+    "config",
+    "workflow",
+    "src",
+    "resources",
+    "pyproject.toml",
+    "requirements.in",
+    "requirements.lock",
+)
+
+
+def copy_workflow(dest: Path) -> Path:
+    """Copy only what a run needs (workflow, code, config, demo data) into ``dest``."""
+    dest.mkdir(parents=True)
+    for part in WORKFLOW_PARTS:
+        src = ROOT / part
+        if src.is_dir():
+            shutil.copytree(src, dest / part, ignore=shutil.ignore_patterns("__pycache__"))
+        elif src.exists():
+            shutil.copy2(src, dest / part)
+    return dest
+
+
 @pytest.fixture
 def workflow_copy(tmp_path, demo_run) -> Path:
     """A copy of the project with a completed demo run, safe to modify."""

@@ -27,7 +27,6 @@ a case. Structural cases only read the export (no suite), so each runs on its ow
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -40,7 +39,7 @@ import yaml
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "bad_inputs"))
 import mutate  # noqa: E402
-from conftest import ROOT  # noqa: E402
+from conftest import ROOT, copy_workflow  # noqa: E402
 
 from pannet.config import load_config  # noqa: E402
 
@@ -363,25 +362,6 @@ def test_every_new_quarantine_row_is_explained(site, batch, baseline):
 
 
 # --------------------------------------------------------------------------- snakemake
-def _mini_project(dest: Path) -> Path:
-    """The workflow, its code, config and demo data: enough to run the first stages."""
-    dest.mkdir(parents=True)
-    for part in (
-        "Snakefile",
-        "config",
-        "workflow",
-        "src",
-        "resources",
-        "pyproject.toml",
-        "requirements.in",
-        "requirements.lock",
-    ):
-        src = ROOT / part
-        if src.is_dir():
-            shutil.copytree(src, dest / part, ignore=shutil.ignore_patterns("__pycache__"))
-        elif src.exists():
-            shutil.copy2(src, dest / part)
-    return dest
 
 
 SNAKEMAKE_CASES = [c for c in _cases("stop") if c["expect"].get("snakemake")]
@@ -391,7 +371,7 @@ SNAKEMAKE_CASES = [c for c in _cases("stop") if c["expect"].get("snakemake")]
 @pytest.mark.parametrize("case", SNAKEMAKE_CASES, ids=lambda c: c["id"])
 def test_snakemake_run_stops_with_one_message_and_no_traceback(case, tmp_path, baseline):
     site = case["site"]
-    proj = _mini_project(tmp_path / "project")
+    proj = copy_workflow(tmp_path / "project")
     data = proj / "resources" / "demo" / site
     mutate.apply(
         mutate.Export(site, data, _dictionary(site)), case["mutations"], baseline["ledger"]

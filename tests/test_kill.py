@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import ROOT
+from conftest import copy_workflow
 
 SHIM = """
 import os
@@ -49,28 +49,6 @@ COHORT = ("cohort", "treatments", "attrition", "ledger", "analysis")
 TARGET = "results/cohort/analysis.parquet"
 
 
-def _project(dest: Path) -> Path:
-    import shutil
-
-    dest.mkdir(parents=True)
-    for part in (
-        "Snakefile",
-        "config",
-        "workflow",
-        "src",
-        "resources",
-        "pyproject.toml",
-        "requirements.in",
-        "requirements.lock",
-    ):
-        src = ROOT / part
-        if src.is_dir():
-            shutil.copytree(src, dest / part, ignore=shutil.ignore_patterns("__pycache__"))
-        elif src.exists():
-            shutil.copy2(src, dest / part)
-    return dest
-
-
 def _snakemake(proj: Path, *args: str, env: dict | None = None, **kw):
     return subprocess.run(
         [sys.executable, "-m", "snakemake", "--cores", "1", *args],
@@ -91,7 +69,7 @@ def _tables(proj: Path) -> dict[str, pd.DataFrame]:
 
 @pytest.mark.workflow
 def test_sigkill_mid_write_leaves_no_partial_artefact_and_rerun_is_identical(tmp_path):
-    proj = _project(tmp_path / "project")
+    proj = copy_workflow(tmp_path / "project")
     # the site stages first (not interrupted), so the kill hits merge_cohort
     first = _snakemake(proj, *[f"results/quarantine/{s}.parquet" for s in _sites(proj)])
     assert first.returncode == 0, first.stderr[-4000:]
