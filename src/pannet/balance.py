@@ -204,6 +204,8 @@ def love_plot(balance: pd.DataFrame, path, flag: float = 10.0, title: str | None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from pannet.io import save_figure
+
     b = balance[balance["kind"] != "overall"].iloc[::-1]
     labels = [
         f"{v}: {lv}" if isinstance(lv, str) else str(v)
@@ -222,7 +224,7 @@ def love_plot(balance: pd.DataFrame, path, flag: float = 10.0, title: str | None
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=300, format="png", metadata={"Software": None})
+    save_figure(fig, path, fmt="png")
     plt.close(fig)
 
 
@@ -241,6 +243,8 @@ def overlap_plot(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from pannet.io import save_figure
 
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), sharey=False)
     in_match = scores[key].isin(set(matched_keys))
@@ -271,7 +275,7 @@ def overlap_plot(
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=300, format="png", metadata={"Software": None})
+    save_figure(fig, path, fmt="png")
     plt.close(fig)
 
 

@@ -333,6 +333,8 @@ def flow_diagram(attrition: pd.DataFrame, path, *, synthetic: bool = False) -> N
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from pannet.io import save_figure
+
     sites = [s for s in dict.fromkeys(attrition["site"]) if s != "all"]
     steps = attrition[attrition["site"] == "all"].sort_values("step")
     n = len(steps)
@@ -393,7 +395,7 @@ def flow_diagram(attrition: pd.DataFrame, path, *, synthetic: bool = False) -> N
         title += " - SYNTHETIC DEMO DATA"
     ax.set_title(title, fontsize=11)
     fig.tight_layout()
-    fig.savefig(path, format="png", metadata={"Software": None})
+    save_figure(fig, path, fmt="png", dpi="figure")
     plt.close(fig)
 
 

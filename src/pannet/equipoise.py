@@ -221,7 +221,7 @@ def plot_preference(hist: pd.DataFrame, path, bounds=(0.3, 0.7), note: str | Non
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from pannet.io import atomic_path
+    from pannet.io import save_figure
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
     colours = {"treated": "#D55E00", "control": "#0072B2"}
@@ -248,6 +248,5 @@ def plot_preference(hist: pd.DataFrame, path, bounds=(0.3, 0.7), note: str | Non
     if note:
         fig.text(0.01, 0.01, note, fontsize=7, color="#555555")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=150, format="png", metadata={"Software": None})
+    save_figure(fig, path, fmt="png", dpi=150)
     plt.close(fig)

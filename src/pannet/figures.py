@@ -134,7 +134,7 @@ def km_figure(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from pannet.io import atomic_path
+    from pannet.io import save_figure
 
     if xmax is None:
         tmax = max(float(p[0]["time"].max()) for p in panels)
@@ -163,8 +163,6 @@ def km_figure(
             fig.suptitle(suptitle, fontsize=8.5, fontweight="bold")
         if footnote:
             fig.text(0.01, 0.005, footnote, fontsize=5.5, color="0.35", ha="left", va="bottom")
-        with atomic_path(png) as tmp:
-            fig.savefig(tmp, dpi=300, format="png", metadata={"Software": None})
-        with atomic_path(pdf) as tmp:
-            fig.savefig(tmp, format="pdf", metadata={"CreationDate": None, "Producer": None})
+        save_figure(fig, png, fmt="png")
+        save_figure(fig, pdf, fmt="pdf", dpi="figure")
         plt.close(fig)

@@ -241,6 +241,28 @@ def write_sidecar(
     return side
 
 
+# Figure metadata that would embed the software version or a creation time: removed, so
+# the same figure gives the same bytes on every run.
+_STABLE_FIGURE_METADATA = {
+    "png": {"Software": None},
+    "pdf": {"CreationDate": None, "Producer": None},
+}
+
+
+def save_figure(
+    fig, path: str | os.PathLike, *, fmt: str | None = None, dpi: float | str = 300
+) -> Path:
+    """Save a matplotlib figure atomically with reproducible bytes.
+
+    ``fmt`` defaults to the path's suffix (give it when ``path`` is itself a temporary
+    file); ``dpi="figure"`` keeps the figure's own resolution (matplotlib's default).
+    """
+    fmt = fmt or Path(path).suffix.lstrip(".").lower()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format=fmt, metadata=_STABLE_FIGURE_METADATA.get(fmt))
+    return Path(path)
+
+
 def write_atomic(path: str | os.PathLike, writer: Callable[[Path], None]) -> Path:
     """Run ``writer(tmp_path)`` and move the result onto ``path`` atomically."""
     with atomic_path(path) as tmp:

@@ -340,7 +340,7 @@ def plot_ph_panels(tests, residuals, path, synthetic: bool = False) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from pannet.io import atomic_path
+    from pannet.io import save_figure
 
     glob = tests[tests["term"] == "GLOBAL"].reset_index(drop=True)
     n = len(glob)
@@ -371,6 +371,5 @@ def plot_ph_panels(tests, residuals, path, synthetic: bool = False) -> None:
         fontsize=10,
     )
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=150, format="png", metadata={"Software": None})
+    save_figure(fig, path, fmt="png", dpi=150)
     plt.close(fig)
