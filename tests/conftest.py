@@ -43,6 +43,21 @@ def rscript() -> str:
     return exe
 
 
+def run_r_survival(rscript: str, code: str, tmp_path: Path) -> dict:
+    """Run R code (survival + jsonlite loaded) that leaves a list ``out``; return it parsed."""
+    import json
+
+    script = tmp_path / "ref.R"
+    script.write_text(
+        "suppressMessages({library(survival); library(jsonlite)})\n"
+        f"{code}\n"
+        f"writeLines(toJSON(out, digits = NA, matrix = 'rowmajor'), '{tmp_path / 'out.json'}')\n"
+    )
+    proc = subprocess.run([rscript, str(script)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads((tmp_path / "out.json").read_text())
+
+
 @pytest.fixture(scope="session")
 def demo_run() -> Path:
     """Run the demo workflow into results/ (2 cores, time pinned); return the results folder."""

@@ -7,28 +7,13 @@ matched pair, as in the study's stratified model).
 
 from __future__ import annotations
 
-import json
-import subprocess
-
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_r_survival as run_r
 
 from pannet.phtest import cox_zph, plot_zph, time_transform, zph_smooth
 from pannet.stratcox import coxph
-
-
-def run_r(rscript: str, code: str, tmp_path) -> dict:
-    """Run R code that leaves a list ``out``; return it parsed from JSON."""
-    script = tmp_path / "ref.R"
-    script.write_text(
-        "suppressMessages({library(survival); library(jsonlite)})\n"
-        f"{code}\n"
-        f"writeLines(toJSON(out, digits = NA, matrix = 'rowmajor'), '{tmp_path / 'out.json'}')\n"
-    )
-    proc = subprocess.run([rscript, str(script)], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads((tmp_path / "out.json").read_text())
 
 
 def assert_zph_equal(res, ref, rtol=1e-6):
